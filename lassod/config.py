@@ -1,0 +1,219 @@
+"""Settings: one frozen object read at start-up from TOML and LASSOD_* variables."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+DEFAULT_CONFIG_PATH = Path("lassod.toml")
+ENV_PREFIX = "LASSOD_"
+
+
+class ConfigError(Exception):
+    """The configuration file or environment holds an invalid setting."""
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = 1024 * 1024
+    shutdown_grace_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    path: str = "lassod.db"
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    timeout_s: float = 10.0
+    retry_delays_s: tuple[float, ...] = (30.0, 300.0, 1800.0)
+    max_concurrency: int = 100
+    response_max_bytes: int = 64 * 1024
+    response_excerpt_bytes: int = 1024
+
+
+@dataclass(frozen=True)
+class SecuritySettings:
+    allow_private_targets: bool = False
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    level: str = "info"
+    format: str = "auto"
+
+
+@dataclass(frozen=True)
+class Settings:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    delivery: DeliverySettings = field(default_factory=DeliverySettings)
+    security: SecuritySettings = field(default_factory=SecuritySettings)
+    log: LogSettings = field(default_factory=LogSettings)
+
+
+SECTIONS: dict[str, type] = {
+    "server": ServerSettings,
+    "database": DatabaseSettings,
+    "delivery": DeliverySettings,
+    "security": SecuritySettings,
+    "log": LogSettings,
+}
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("auto", "json", "console")
+
+
+def _int_range(low: int, high: int) -> Any:
+    def check(name: str, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _invalid(name, value, f"an integer from {low} to {high}")
+        if not low <= value <= high:
+            raise _invalid(name, value, f"an integer from {low} to {high}")
+        return value
+
+    return check
+
+
+def _number_range(low: float, high: float) -> Any:
+    def check(name: str, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _invalid(name, value, f"a number from {low} to {high}")
+        if math.isnan(value) or not low <= value <= high:
+            raise _invalid(name, value, f"a number from {low} to {high}")
+        return float(value)
+
+    return check
+
+
+def _delay_list(name: str, value: Any) -> tuple[float, ...]:
+    allowed = "a list of 0 to 20 numbers, each from 0 to 604800 seconds"
+    if not isinstance(value, (list, tuple)) or len(value) > 20:
+        raise _invalid(name, value, allowed)
+    check = _number_range(0, 7 * 24 * 3600)
+    return tuple(check(name, item) for item in value)
+
+
+def _boolean(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _invalid(name, value, "true or false")
+    return value
+
+
+def _text(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value or "\x00" in value:
+        raise _invalid(name, value, "a non-empty string")
+    return value
+
+
+def _choice(*options: str) -> Any:
+    def check(name: str, value: Any) -> str:
+        if value not in options:
+            raise _invalid(name, value, "one of " + ", ".join(options))
+        return value
+
+    return check
+
+
+def _invalid(name: str, value: Any, allowed: str) -> ConfigError:
+    return ConfigError(f"invalid setting {name} = {value!r}: expected {allowed}")
+
+
+CHECKS: dict[str, Any] = {
+    "server.host": _text,
+    "server.port": _int_range(0, 65535),
+    "server.max_body_bytes": _int_range(1024, 256 * 1024 * 1024),
+    "server.shutdown_grace_s": _number_range(0, 600),
+    "database.path": _text,
+    "delivery.timeout_s": _number_range(0.01, 300),
+    "delivery.retry_delays_s": _delay_list,
+    "delivery.max_concurrency": _int_range(1, 10000),
+    "delivery.response_max_bytes": _int_range(1024, 64 * 1024 * 1024),
+    "delivery.response_excerpt_bytes": _int_range(0, 64 * 1024),
+    "security.allow_private_targets": _boolean,
+    "log.level": _choice(*LOG_LEVELS),
+    "log.format": _choice(*LOG_FORMATS),
+}
+
+
+def load_settings(
+    path: str | Path | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Read settings from a TOML file and LASSOD_<SECTION>_<KEY> variables.
+
+    Without a path, ./lassod.toml is read when it exists. Raises ConfigError
+    naming the key, the value and what is allowed.
+    """
+    environ = os.environ if environ is None else environ
+    raw = _read_file(path)
+    _apply_environment(raw, environ)
+    return _build(raw)
+
+
+def _read_file(path: str | Path | None) -> dict[str, Any]:
+    if path is None:
+        if not DEFAULT_CONFIG_PATH.exists():
+            return {}
+        path = DEFAULT_CONFIG_PATH
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file {str(path)!r} not found") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"configuration file {str(path)!r}: {error}") from None
+    except OSError as error:
+        raise ConfigError(f"cannot read configuration file {str(path)!r}: {error}") from None
+
+
+def _apply_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
+    for variable, text in environ.items():
+        if not variable.startswith(ENV_PREFIX):
+            continue
+        rest = variable[len(ENV_PREFIX) :].lower()
+        section, _, key = rest.partition("_")
+        name = f"{section}.{key}"
+        if name not in CHECKS:
+            raise ConfigError(
+                f"unknown environment variable {variable}: "
+                f"expected LASSOD_<SECTION>_<KEY> for one of {', '.join(CHECKS)}"
+            )
+        raw.setdefault(section, {})[key] = _parse_environment_value(variable, text)
+
+
+def _parse_environment_value(variable: str, text: str) -> Any:
+    """Parse a variable's text as a TOML value, or keep it as a plain string."""
+    try:
+        return tomllib.loads(f"value = {text}")["value"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _build(raw: dict[str, Any]) -> Settings:
+    sections: dict[str, Any] = {}
+    for section, values in raw.items():
+        if section not in SECTIONS:
+            raise ConfigError(
+                f"unknown section [{section}]: expected one of {', '.join(SECTIONS)}"
+            )
+        if not isinstance(values, dict):
+            raise ConfigError(f"[{section}] must be a table of settings")
+        known = {f.name for f in dataclasses.fields(SECTIONS[section])}
+        checked = {}
+        for key, value in values.items():
+            if key not in known:
+                raise ConfigError(
+                    f"unknown setting {section}.{key}: "
+                    f"[{section}] accepts {', '.join(sorted(known))}"
+                )
+            checked[key] = CHECKS[f"{section}.{key}"](f"{section}.{key}", value)
+        sections[section] = SECTIONS[section](**checked)
+    return Settings(**sections)

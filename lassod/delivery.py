@@ -1,0 +1,164 @@
+"""Outbound HTTP: one webhook attempt. The only module that sends requests."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import aiohttp
+
+from lassod import __version__, signing
+from lassod.config import DeliverySettings
+from lassod.store.deliveries import AttemptJob
+
+USER_AGENT = f"lassod/{__version__}"
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    """What one request produced: a status code or an error kind."""
+
+    succeeded: bool
+    duration_ms: int
+    status_code: int | None = None
+    error_kind: str | None = None
+    response_excerpt: str | None = None
+    retry_after: str | None = None
+
+
+def build_headers(job: AttemptJob, timestamp_s: int) -> dict[str, str]:
+    """Return the request headers of one attempt, signed when a secret is set."""
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        "X-Lasso-Event": job.event_name,
+        "X-Lasso-Event-Id": job.event_id,
+        "X-Lasso-Delivery-Id": job.attempt_id,
+        "webhook-id": job.event_id,
+        "webhook-timestamp": str(timestamp_s),
+    }
+    if job.secret is not None:
+        headers["X-Lasso-Signature"] = signing.lasso_signature(job.secret, job.body)
+        signatures = [
+            signing.standard_signature(job.secret, job.event_id, timestamp_s, job.body)
+        ]
+        if job.previous_secret is not None:
+            headers["X-Lasso-Signature-Previous"] = signing.lasso_signature(
+                job.previous_secret, job.body
+            )
+            signatures.append(
+                signing.standard_signature(
+                    job.previous_secret, job.event_id, timestamp_s, job.body
+                )
+            )
+        headers["webhook-signature"] = " ".join(signatures)
+    if job.auth_header_name is not None and job.auth_header_value is not None:
+        headers[job.auth_header_name] = job.auth_header_value
+    return headers
+
+
+class Sender:
+    """Send attempts through one shared client session."""
+
+    def __init__(self, settings: DeliverySettings, session: aiohttp.ClientSession) -> None:
+        self._settings = settings
+        self._session = session
+
+    @classmethod
+    def create(cls, settings: DeliverySettings) -> Sender:
+        connector = aiohttp.TCPConnector(
+            limit=settings.max_concurrency,
+            ttl_dns_cache=10,
+            enable_cleanup_closed=True,
+        )
+        session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=None),
+            auto_decompress=False,
+            skip_auto_headers=("Accept-Encoding",),
+        )
+        return cls(settings, session)
+
+    async def close(self) -> None:
+        await self._session.close()
+
+    async def send(self, job: AttemptJob) -> AttemptResult:
+        """Send one attempt; never raises for network or receiver faults."""
+        headers = build_headers(job, int(time.time()))
+        started = time.monotonic()
+        deadline = started + self._settings.timeout_s
+        try:
+            async with asyncio.timeout_at(_loop_time(deadline)):
+                response = await self._session.post(
+                    job.url, data=job.body, headers=headers, allow_redirects=False
+                )
+        except TimeoutError:
+            return _failure(started, "timeout")
+        except aiohttp.ClientConnectorDNSError:
+            return _failure(started, "dns_failure")
+        except aiohttp.ClientConnectorCertificateError:
+            return _failure(started, "tls_error")
+        except aiohttp.ClientConnectorError as error:
+            return _failure(started, _connect_error_kind(error))
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+            return _failure(started, "connection_reset")
+        except aiohttp.ClientResponseError:
+            return _failure(started, "invalid_response")
+        except (aiohttp.ClientError, ValueError):
+            return _failure(started, "request_failed")
+
+        excerpt = await self._read_excerpt(response, deadline)
+        status = response.status
+        return AttemptResult(
+            succeeded=200 <= status < 300,
+            duration_ms=_elapsed_ms(started),
+            status_code=status,
+            response_excerpt=excerpt,
+            retry_after=response.headers.get("Retry-After"),
+        )
+
+    async def _read_excerpt(self, response: aiohttp.ClientResponse, deadline: float) -> str:
+        """Read at most response_max_bytes before the deadline; keep an excerpt."""
+        limit = self._settings.response_max_bytes
+        chunks: list[bytes] = []
+        size = 0
+        complete = False
+        try:
+            async with asyncio.timeout_at(_loop_time(deadline)):
+                while size < limit:
+                    chunk = await response.content.read(limit - size)
+                    if not chunk:
+                        complete = True
+                        break
+                    chunks.append(chunk)
+                    size += len(chunk)
+        except (TimeoutError, aiohttp.ClientError, ValueError):
+            complete = False
+        if complete:
+            response.release()
+        else:
+            # An unread remainder makes the connection unusable: drop it.
+            response.close()
+        keep = self._settings.response_excerpt_bytes
+        return b"".join(chunks)[:keep].decode("utf-8", errors="replace")
+
+
+def _connect_error_kind(error: aiohttp.ClientConnectorError) -> str:
+    if isinstance(error.os_error, ConnectionRefusedError):
+        return "connection_refused"
+    return "connect_failed"
+
+
+def _failure(started: float, kind: str) -> AttemptResult:
+    return AttemptResult(succeeded=False, duration_ms=_elapsed_ms(started), error_kind=kind)
+
+
+def _elapsed_ms(started: float) -> int:
+    return round((time.monotonic() - started) * 1000)
+
+
+def _loop_time(monotonic_deadline: float) -> float:
+    """Convert a time.monotonic() deadline to the running loop's clock."""
+    loop = asyncio.get_running_loop()
+    return loop.time() + (monotonic_deadline - time.monotonic())

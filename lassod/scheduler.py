@@ -1,0 +1,214 @@
+"""The scheduler: a heap of due deliveries, dispatched under a concurrency limit."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import time
+from typing import Iterable
+
+from lassod import outcomes
+from lassod.clock import now_ms
+from lassod.config import DeliverySettings
+from lassod.delivery import AttemptResult, Sender
+from lassod.logs import logger
+from lassod.recorder import OutcomeRecorder
+from lassod.store import Database
+from lassod.store import deliveries as queries
+from lassod.store.deliveries import AttemptJob, AttemptOutcome, QueuedDelivery
+
+# The heap holds only deliveries due within this window; the rest wait in
+# SQLite and are read by index as the window moves.
+HORIZON_MS = 60_000
+REFILL_LIMIT = 5_000
+# Sorts after every delivery id, so (due, _LAST_ID) covers all ids at `due`.
+_LAST_ID = "~"
+
+
+class Scheduler:
+    """Keep due deliveries in a heap and run their attempts concurrently.
+
+    Invariant: every pending delivery with (due, id) at or before `_cursor`
+    is in the heap or in flight. Deliveries after it are read from the index
+    when the window moves; new ones due within the window are pushed by
+    `notify`.
+    """
+
+    def __init__(self, database: Database, sender: Sender, settings: DeliverySettings) -> None:
+        self._database = database
+        self._sender = sender
+        self._settings = settings
+        self._heap: list[tuple[int, str]] = []
+        self._known: set[str] = set()
+        self._cursor: tuple[int, str] = (0, "")
+        self._wake = asyncio.Event()
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._recorder = OutcomeRecorder(database, self._on_recorded)
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.last_tick = time.monotonic()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    @property
+    def queued(self) -> int:
+        return len(self._heap)
+
+    async def start(self) -> None:
+        """Settle attempts cut off by a crash, load the queue, start the loop."""
+        await self._recover_interrupted()
+        await self._refill(now_ms())
+        self._recorder.start()
+        self._task = asyncio.create_task(self._run(), name="lassod-scheduler")
+
+    def notify(self, queued: Iterable[QueuedDelivery]) -> None:
+        """Add deliveries that were just committed with a due time."""
+        window_end = now_ms() + HORIZON_MS
+        pushed = False
+        for item in queued:
+            if item.delivery_id in self._known or item.due_ms > window_end:
+                continue
+            self._push(item.due_ms, item.delivery_id)
+            pushed = True
+        if pushed:
+            self._wake.set()
+
+    async def stop(self, grace_s: float) -> None:
+        """Stop dispatching, let attempts finish within grace_s, record all."""
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+        if self._in_flight:
+            done, pending = await asyncio.wait(set(self._in_flight), timeout=grace_s)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+        await self._recorder.stop()
+
+    def _push(self, due_ms: int, delivery_id: str) -> None:
+        heapq.heappush(self._heap, (due_ms, delivery_id))
+        self._known.add(delivery_id)
+
+    async def _recover_interrupted(self) -> None:
+        unfinished = await self._database.read(queries.unfinished_attempts)
+        if not unfinished:
+            return
+        now = now_ms()
+        settled = [
+            outcomes.interrupted(
+                attempt, now, self._settings.timeout_s, self._settings.retry_delays_s
+            )
+            for attempt in unfinished
+        ]
+        await self._database.transaction(queries.record_outcomes, settled, now)
+        logger.warning("interrupted_attempts_recovered", count=len(settled))
+
+    async def _refill(self, now: int) -> None:
+        until = now + HORIZON_MS
+        rows = await self._database.read(
+            queries.pending_due_after, self._cursor, until, REFILL_LIMIT
+        )
+        for row in rows:
+            if row.delivery_id not in self._known:
+                self._push(row.due_ms, row.delivery_id)
+        if len(rows) < REFILL_LIMIT:
+            self._cursor = max(self._cursor, (until, _LAST_ID))
+        else:
+            self._cursor = (rows[-1].due_ms, rows[-1].delivery_id)
+
+    def _needs_refill(self, now: int) -> bool:
+        if self._cursor[1] == _LAST_ID:
+            return self._cursor[0] < now + HORIZON_MS // 2
+        # The last refill hit its limit: read more once the heap runs low.
+        return len(self._heap) < REFILL_LIMIT // 2
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            self.last_tick = time.monotonic()
+            now = now_ms()
+            if self._needs_refill(now):
+                await self._refill(now)
+            free = self._settings.max_concurrency - len(self._in_flight)
+            due = self._take_due(now, free)
+            if due:
+                await self._dispatch(due)
+                continue
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), self._sleep_s(now, free))
+            except TimeoutError:
+                pass
+
+    def _take_due(self, now: int, free: int) -> list[str]:
+        due = []
+        while self._heap and free > len(due) and self._heap[0][0] <= now:
+            due.append(heapq.heappop(self._heap)[1])
+        return due
+
+    def _sleep_s(self, now: int, free: int) -> float:
+        """Return how long the loop may sleep before something comes due."""
+        wake_ms = self._cursor[0] - HORIZON_MS // 2
+        if self._heap and free > 0:
+            wake_ms = min(wake_ms, self._heap[0][0])
+        # Capped so the loop ticks at least once a second for health checks.
+        return min(max(wake_ms - now, 0) / 1000, 1.0)
+
+    async def _dispatch(self, delivery_ids: list[str]) -> None:
+        jobs = await self._database.transaction(queries.begin_attempts, delivery_ids, now_ms())
+        started = {job.delivery_id for job in jobs}
+        for delivery_id in delivery_ids:
+            if delivery_id not in started:
+                self._known.discard(delivery_id)
+        for job in jobs:
+            task = asyncio.create_task(self._attempt(job), name=f"lassod-attempt-{job.delivery_id}")
+            self._in_flight.add(task)
+            task.add_done_callback(self._attempt_done)
+
+    def _attempt_done(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        self._wake.set()
+
+    async def _attempt(self, job: AttemptJob) -> None:
+        try:
+            result = await self._sender.send(job)
+        except asyncio.CancelledError:
+            # Stopped after the grace period: counts as a failure without answer.
+            result = AttemptResult(succeeded=False, duration_ms=0, error_kind="interrupted")
+        except Exception:
+            logger.exception("delivery_attempt_crashed", delivery_id=job.delivery_id)
+            result = AttemptResult(succeeded=False, duration_ms=0, error_kind="internal_error")
+        outcome = outcomes.decide(job, result, now_ms(), self._settings.retry_delays_s)
+        self._recorder.add(outcome)
+        _log_attempt(job, result, outcome)
+
+    def _on_recorded(self, batch: list[AttemptOutcome]) -> None:
+        retried = []
+        for outcome in batch:
+            self._known.discard(outcome.delivery_id)
+            if outcome.delivery_status == "pending" and outcome.next_due_ms is not None:
+                retried.append(QueuedDelivery(outcome.next_due_ms, outcome.delivery_id))
+        self.notify(retried)
+
+
+def _log_attempt(job: AttemptJob, result: AttemptResult, outcome: AttemptOutcome) -> None:
+    fields = {
+        "delivery_id": job.delivery_id,
+        "event_id": job.event_id,
+        "event_name": job.event_name,
+        "endpoint_id": job.endpoint_id,
+        "attempt": job.number,
+        "attempt_id": job.attempt_id,
+        "status": result.status_code,
+        "error_kind": result.error_kind,
+        "duration_ms": result.duration_ms,
+    }
+    if outcome.attempt_outcome == "succeeded":
+        logger.info("delivery_attempt_succeeded", **fields)
+    elif outcome.delivery_status == "abandoned":
+        logger.error("delivery_abandoned", reason=outcome.reason, **fields)
+    else:
+        logger.warning("delivery_attempt_failed", next_due_ms=outcome.next_due_ms, **fields)

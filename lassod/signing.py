@@ -1,0 +1,37 @@
+"""Webhook signatures: X-Lasso-Signature and the Standard Webhooks form."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+
+STANDARD_SECRET_PREFIX = "whsec_"
+
+
+def lasso_signature(secret: str, body: bytes) -> str:
+    """Return `sha256=<hex HMAC-SHA256 of body>` keyed by the secret's UTF-8 bytes."""
+    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return "sha256=" + digest
+
+
+def standard_key(secret: str) -> bytes:
+    """Return the HMAC key Standard Webhooks uses for a secret.
+
+    A `whsec_<base64>` secret is its decoded bytes, as that specification
+    defines; any other secret is its UTF-8 bytes.
+    """
+    if secret.startswith(STANDARD_SECRET_PREFIX):
+        try:
+            return base64.b64decode(secret[len(STANDARD_SECRET_PREFIX) :], validate=True)
+        except (binascii.Error, ValueError):
+            pass
+    return secret.encode()
+
+
+def standard_signature(secret: str, message_id: str, timestamp_s: int, body: bytes) -> str:
+    """Return `v1,<base64 HMAC-SHA256 of "id.timestamp.body">`."""
+    signed = f"{message_id}.{timestamp_s}.".encode() + body
+    digest = hmac.new(standard_key(secret), signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()

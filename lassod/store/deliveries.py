@@ -1,0 +1,239 @@
+"""Queries for events, deliveries and attempts: the delivery engine's storage."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from typing import Iterable
+
+from lassod.ids import new_id, new_uuid
+
+
+@dataclass(frozen=True)
+class QueuedDelivery:
+    """A pending delivery's place in the scheduler's queue."""
+
+    due_ms: int
+    delivery_id: str
+
+
+@dataclass(frozen=True)
+class AttemptJob:
+    """Everything one attempt needs, read when the attempt starts."""
+
+    delivery_id: str
+    company_id: str
+    endpoint_id: str
+    endpoint_kind: str
+    event_id: str
+    event_name: str
+    body: bytes
+    number: int
+    attempt_id: str
+    started_ms: int
+    url: str
+    secret: str | None
+    previous_secret: str | None
+    auth_header_name: str | None
+    auth_header_value: str | None
+
+
+@dataclass(frozen=True)
+class AttemptOutcome:
+    """The stored result of one attempt and the delivery state it leads to.
+
+    attempt_outcome is succeeded, failed or interrupted; delivery_status is
+    pending (with next_due_ms), succeeded or abandoned.
+    """
+
+    delivery_id: str
+    number: int
+    duration_ms: int | None
+    status_code: int | None
+    error_kind: str | None
+    response_excerpt: str | None
+    attempt_outcome: str
+    delivery_status: str
+    next_due_ms: int | None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class UnfinishedAttempt:
+    delivery_id: str
+    number: int
+    started_ms: int
+
+
+def insert_event(
+    connection: sqlite3.Connection, company_id: str, name: str, body: bytes, created_ms: int
+) -> str:
+    event_id = new_id("evt")
+    connection.execute(
+        "INSERT INTO events (id, company_id, name, body, created_ms) VALUES (?, ?, ?, ?, ?)",
+        (event_id, company_id, name, body, created_ms),
+    )
+    return event_id
+
+
+def insert_delivery(
+    connection: sqlite3.Connection,
+    event_id: str,
+    company_id: str,
+    endpoint_id: str,
+    due_ms: int,
+) -> QueuedDelivery:
+    delivery_id = new_id("dlv")
+    connection.execute(
+        "INSERT INTO deliveries (id, event_id, company_id, endpoint_id, status,"
+        " next_due_ms, created_ms, updated_ms) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)",
+        (delivery_id, event_id, company_id, endpoint_id, due_ms, due_ms, due_ms),
+    )
+    return QueuedDelivery(due_ms, delivery_id)
+
+
+def pending_due_after(
+    connection: sqlite3.Connection,
+    after: tuple[int, str],
+    until_ms: int,
+    limit: int,
+) -> list[QueuedDelivery]:
+    """List pending deliveries after `after` = (due_ms, id), due by until_ms.
+
+    Deliveries with an attempt in flight have no due time and are skipped.
+    """
+    rows = connection.execute(
+        "SELECT next_due_ms, id FROM deliveries"
+        " WHERE status = 'pending' AND next_due_ms <= ?"
+        " AND (next_due_ms > ? OR (next_due_ms = ? AND id > ?))"
+        " ORDER BY next_due_ms, id LIMIT ?",
+        (until_ms, after[0], after[0], after[1], limit),
+    ).fetchall()
+    return [QueuedDelivery(row[0], row[1]) for row in rows]
+
+
+def begin_attempts(
+    connection: sqlite3.Connection, delivery_ids: Iterable[str], now_ms: int
+) -> list[AttemptJob]:
+    """Record the start of one attempt for each delivery still pending.
+
+    The attempt row is committed before the request is sent, so a crash
+    mid-request leaves evidence that the attempt happened.
+    """
+    jobs = []
+    for delivery_id in delivery_ids:
+        row = connection.execute(
+            "SELECT d.company_id, d.endpoint_id, d.attempt_count, e.id, e.name, e.body,"
+            " p.kind, p.url, p.secret, p.previous_secret, p.previous_secret_until_ms,"
+            " p.auth_header_name, p.auth_header_value"
+            " FROM deliveries d JOIN events e ON e.id = d.event_id"
+            " JOIN endpoints p ON p.id = d.endpoint_id"
+            " WHERE d.id = ? AND d.status = 'pending' AND d.next_due_ms IS NOT NULL",
+            (delivery_id,),
+        ).fetchone()
+        if row is None:
+            continue
+        number = row[2] + 1
+        previous_secret = row[9] if row[10] is not None and row[10] > now_ms else None
+        job = AttemptJob(
+            delivery_id=delivery_id,
+            company_id=row[0],
+            endpoint_id=row[1],
+            endpoint_kind=row[6],
+            event_id=row[3],
+            event_name=row[4],
+            body=bytes(row[5]),
+            number=number,
+            attempt_id=new_uuid(),
+            started_ms=now_ms,
+            url=row[7],
+            secret=row[8],
+            previous_secret=previous_secret,
+            auth_header_name=row[11],
+            auth_header_value=row[12],
+        )
+        connection.execute(
+            "INSERT INTO attempts (delivery_id, number, attempt_id, started_ms)"
+            " VALUES (?, ?, ?, ?)",
+            (delivery_id, number, job.attempt_id, now_ms),
+        )
+        connection.execute(
+            "UPDATE deliveries SET attempt_count = ?, next_due_ms = NULL,"
+            " last_attempt_ms = ?, updated_ms = ? WHERE id = ?",
+            (number, now_ms, now_ms, delivery_id),
+        )
+        jobs.append(job)
+    return jobs
+
+
+def record_outcomes(
+    connection: sqlite3.Connection, outcomes: Iterable[AttemptOutcome], now_ms: int
+) -> None:
+    """Store attempt results and move each delivery to its next state.
+
+    A delivery cancelled while its attempt was in flight stays cancelled.
+    """
+    outcomes = list(outcomes)
+    connection.executemany(
+        "UPDATE attempts SET duration_ms = ?, status_code = ?, error_kind = ?,"
+        " response_excerpt = ?, outcome = ? WHERE delivery_id = ? AND number = ?",
+        [
+            (
+                item.duration_ms,
+                item.status_code,
+                item.error_kind,
+                item.response_excerpt,
+                item.attempt_outcome,
+                item.delivery_id,
+                item.number,
+            )
+            for item in outcomes
+        ],
+    )
+    connection.executemany(
+        "UPDATE deliveries SET status = ?, next_due_ms = ?, reason = ?, updated_ms = ?"
+        " WHERE id = ? AND status = 'pending'",
+        [
+            (item.delivery_status, item.next_due_ms, item.reason, now_ms, item.delivery_id)
+            for item in outcomes
+        ],
+    )
+
+
+def unfinished_attempts(connection: sqlite3.Connection) -> list[UnfinishedAttempt]:
+    """List attempts that started but never recorded an outcome."""
+    rows = connection.execute(
+        "SELECT delivery_id, number, started_ms FROM attempts WHERE outcome IS NULL"
+    ).fetchall()
+    return [UnfinishedAttempt(*row) for row in rows]
+
+
+def cancel_pending_for_endpoint(
+    connection: sqlite3.Connection, endpoint_id: str, reason: str, now_ms: int
+) -> int:
+    cursor = connection.execute(
+        "UPDATE deliveries SET status = 'cancelled', next_due_ms = NULL, reason = ?,"
+        " updated_ms = ? WHERE endpoint_id = ? AND status = 'pending'",
+        (reason, now_ms, endpoint_id),
+    )
+    return cursor.rowcount
+
+
+def emit_event(
+    connection: sqlite3.Connection,
+    company_id: str,
+    name: str,
+    body: bytes,
+    endpoint_ids: Iterable[str],
+    now_ms: int,
+) -> list[QueuedDelivery]:
+    """Store an event and one delivery per endpoint, due now.
+
+    Runs inside the caller's transaction, so the change that caused the event,
+    the event and its deliveries commit or roll back together.
+    """
+    event_id = insert_event(connection, company_id, name, body, now_ms)
+    return [
+        insert_delivery(connection, event_id, company_id, endpoint_id, now_ms)
+        for endpoint_id in endpoint_ids
+    ]

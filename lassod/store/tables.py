@@ -1,0 +1,158 @@
+"""Queries for tables and their webhook endpoints."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+import orjson
+
+from lassod import events, tables
+from lassod.ids import new_id
+from lassod.store.deliveries import QueuedDelivery, emit_event
+from lassod.tables import NewTable, StatusReport, TableRow
+
+_SELECT = (
+    "SELECT t.id, t.company_id, t.name, t.schema_id, t.status, t.progress, t.total_rows,"
+    " t.error_message, t.created_us, t.updated_us, p.url, p.auth_header_name,"
+    " p.secret IS NOT NULL,"
+    " (SELECT d.status FROM deliveries d WHERE d.endpoint_id = t.id"
+    "  ORDER BY d.created_ms DESC, d.rowid DESC LIMIT 1),"
+    " (SELECT MAX(d.last_attempt_ms) FROM deliveries d WHERE d.endpoint_id = t.id)"
+    " FROM tables t LEFT JOIN endpoints p ON p.id = t.id"
+)
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    """The result of a status report: apply, noop, conflict or not_found."""
+
+    result: str
+    table: TableRow | None
+    queued: list[QueuedDelivery]
+
+
+def _row(row: sqlite3.Row | tuple) -> TableRow:
+    return TableRow(
+        id=row[0],
+        company_id=row[1],
+        name=row[2],
+        schema_id=row[3],
+        status=row[4],
+        progress=row[5],
+        total_rows=row[6],
+        error_message=row[7],
+        created_us=row[8],
+        updated_us=row[9],
+        webhook_url=row[10],
+        auth_header_name=row[11],
+        has_secret=bool(row[12]),
+        webhook_status=row[13] or "none",
+        webhook_last_attempt_ms=row[14],
+    )
+
+
+def insert_table(
+    connection: sqlite3.Connection, company_id: str, new: NewTable, now_us: int
+) -> TableRow:
+    table_id = new_id("tbl")
+    connection.execute(
+        "INSERT INTO tables (id, company_id, name, schema_id, source, additional_context,"
+        " status, created_us, updated_us) VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?)",
+        (
+            table_id,
+            company_id,
+            new.name,
+            new.schema_id,
+            orjson.dumps(new.source).decode(),
+            new.additional_context,
+            now_us,
+            now_us,
+        ),
+    )
+    if new.webhook_url is not None:
+        connection.execute(
+            "INSERT INTO endpoints (id, company_id, kind, url, secret, auth_header_name,"
+            " auth_header_value, created_us, updated_us)"
+            " VALUES (?, ?, 'table', ?, ?, ?, ?, ?, ?)",
+            (
+                table_id,
+                company_id,
+                new.webhook_url,
+                new.webhook_secret,
+                new.auth_header_name,
+                new.auth_header_value,
+                now_us,
+                now_us,
+            ),
+        )
+    table = get_table(connection, company_id, table_id)
+    if table is None:
+        raise LookupError(table_id)
+    return table
+
+
+def get_table(connection: sqlite3.Connection, company_id: str, table_id: str) -> TableRow | None:
+    row = connection.execute(
+        _SELECT + " WHERE t.id = ? AND t.company_id = ?", (table_id, company_id)
+    ).fetchone()
+    return None if row is None else _row(row)
+
+
+def list_tables(
+    connection: sqlite3.Connection, company_id: str, offset: int, limit: int
+) -> tuple[list[TableRow], int]:
+    """Return one page of a company's tables, newest first, and the total."""
+    total = connection.execute(
+        "SELECT COUNT(*) FROM tables WHERE company_id = ?", (company_id,)
+    ).fetchone()[0]
+    rows = connection.execute(
+        _SELECT + " WHERE t.company_id = ? ORDER BY t.created_us DESC, t.id DESC"
+        " LIMIT ? OFFSET ?",
+        (company_id, limit, offset),
+    ).fetchall()
+    return [_row(row) for row in rows], total
+
+
+def apply_status_report(
+    connection: sqlite3.Connection,
+    company_id: str,
+    table_id: str,
+    report: StatusReport,
+    now_us: int,
+) -> StatusChange:
+    """Apply a status report and, on a terminal status, emit its event.
+
+    The update, the event and its delivery share the caller's transaction.
+    """
+    table = get_table(connection, company_id, table_id)
+    if table is None:
+        return StatusChange("not_found", None, [])
+    result = tables.transition(table.status, report.status)
+    if result != "apply":
+        return StatusChange(result, table, [])
+
+    progress = report.progress
+    if progress is None:
+        progress = 100.0 if report.status == "completed" else table.progress
+    total_rows = table.total_rows if report.total_rows is None else report.total_rows
+    error_message = table.error_message if report.error_message is None else report.error_message
+    connection.execute(
+        "UPDATE tables SET status = ?, progress = ?, total_rows = ?, error_message = ?,"
+        " updated_us = ? WHERE id = ?",
+        (report.status, progress, total_rows, error_message, now_us, table_id),
+    )
+    updated = get_table(connection, company_id, table_id)
+    if updated is None:
+        raise LookupError(table_id)
+
+    queued: list[QueuedDelivery] = []
+    if report.status in tables.TERMINAL:
+        name = events.TABLE_COMPLETED if report.status == "completed" else events.TABLE_FAILED
+        now_ms = now_us // 1000
+        body = events.build_body(name, now_ms, tables.event_data(updated))
+        endpoints = [table_id] if updated.webhook_url is not None else []
+        queued = emit_event(connection, company_id, name, body, endpoints, now_ms)
+        if queued:
+            updated = get_table(connection, company_id, table_id) or updated
+    return StatusChange("apply", updated, queued)

@@ -1,0 +1,205 @@
+"""Checks for request bodies; each failure names the field and what is allowed."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+MAX_URL_LENGTH = 2048
+MAX_HEADER_VALUE_LENGTH = 4096
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_FORBIDDEN_HEADER_NAMES = {
+    "content-type",
+    "content-length",
+    "content-encoding",
+    "host",
+    "user-agent",
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "expect",
+}
+_FORBIDDEN_HEADER_PREFIXES = ("x-lasso-", "webhook-", "proxy-")
+
+
+class ValidationError(Exception):
+    """A well-formed request body breaks a rule; answered with 422."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def ensure_object(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise ValidationError("body", "must be a JSON object")
+    return body
+
+
+def reject_unknown(body: dict[str, Any], allowed: set[str]) -> None:
+    for name in body:
+        if name not in allowed:
+            raise ValidationError(
+                name, f"unknown field; allowed fields are {', '.join(sorted(allowed))}"
+            )
+
+
+def text(
+    body: dict[str, Any],
+    field: str,
+    *,
+    required: bool = False,
+    max_length: int = 1000,
+    allow_empty: bool = False,
+) -> str | None:
+    """Return a string field, or None when it is absent or null and optional."""
+    value = body.get(field)
+    if value is None:
+        if required:
+            raise ValidationError(field, "is required and must be a string")
+        return None
+    if not isinstance(value, str):
+        raise ValidationError(field, f"must be a string, got {_json_type(value)}")
+    if not value and not allow_empty:
+        raise ValidationError(field, "must not be empty")
+    if len(value) > max_length:
+        raise ValidationError(field, f"must be at most {max_length} characters")
+    if "\x00" in value:
+        raise ValidationError(field, "must not contain NUL characters")
+    return value
+
+
+def integer(
+    body: dict[str, Any], field: str, *, minimum: int, maximum: int
+) -> int | None:
+    value = body.get(field)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(field, f"must be an integer, got {_json_type(value)}")
+    if not minimum <= value <= maximum:
+        raise ValidationError(field, f"must be between {minimum} and {maximum}")
+    return value
+
+
+def number(
+    body: dict[str, Any], field: str, *, minimum: float, maximum: float
+) -> float | None:
+    value = body.get(field)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValidationError(field, f"must be a number, got {_json_type(value)}")
+    if math.isnan(value) or not minimum <= value <= maximum:
+        raise ValidationError(field, f"must be between {minimum:g} and {maximum:g}")
+    return float(value)
+
+
+def boolean(body: dict[str, Any], field: str) -> bool | None:
+    value = body.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, bool):
+        raise ValidationError(field, f"must be true or false, got {_json_type(value)}")
+    return value
+
+
+def string_list(
+    body: dict[str, Any], field: str, *, max_items: int, max_length: int = 2048
+) -> list[str] | None:
+    value = body.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value:
+        raise ValidationError(field, "must be a non-empty list of strings")
+    if len(value) > max_items:
+        raise ValidationError(field, f"must have at most {max_items} items")
+    for index, item in enumerate(value):
+        if not isinstance(item, str) or not item or len(item) > max_length:
+            raise ValidationError(
+                f"{field}[{index}]", f"must be a non-empty string of at most {max_length} characters"
+            )
+        if "\x00" in item:
+            raise ValidationError(f"{field}[{index}]", "must not contain NUL characters")
+    return value
+
+
+def webhook_url(field: str, value: str) -> str:
+    """Check that value is an absolute http or https URL without user info."""
+    allowed = "must be an absolute http or https URL such as https://example.com/hook"
+    if len(value) > MAX_URL_LENGTH:
+        raise ValidationError(field, f"must be at most {MAX_URL_LENGTH} characters")
+    if any(ord(character) <= 0x20 or ord(character) == 0x7F for character in value):
+        raise ValidationError(field, "must not contain spaces or control characters")
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        raise ValidationError(field, f"{allowed}, got {value!r}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValidationError(field, f"{allowed}, got {value!r}")
+    if parts.username is not None or parts.password is not None:
+        raise ValidationError(field, "must not contain user info (user:password@); use a custom auth header")
+    if port == 0:
+        raise ValidationError(field, "must not use port 0")
+    return value
+
+
+def header_pair(
+    body: dict[str, Any], name_field: str, value_field: str
+) -> tuple[str | None, str | None]:
+    """Return a custom auth header (name, value); both or neither must be given."""
+    name = text(body, name_field, max_length=256)
+    value = text(body, value_field, max_length=MAX_HEADER_VALUE_LENGTH)
+    if (name is None) != (value is None):
+        raise ValidationError(
+            name_field if name is None else value_field,
+            f"{name_field} and {value_field} must be given together",
+        )
+    if name is None or value is None:
+        return None, None
+    check_header_name(name_field, name)
+    check_header_value(value_field, value)
+    return name, value
+
+
+def check_header_name(field: str, name: str) -> None:
+    if not _TOKEN.match(name):
+        raise ValidationError(
+            field, "must be a valid HTTP header name (letters, digits and !#$%&'*+-.^_`|~)"
+        )
+    lowered = name.lower()
+    if lowered in _FORBIDDEN_HEADER_NAMES or lowered.startswith(_FORBIDDEN_HEADER_PREFIXES):
+        raise ValidationError(
+            field,
+            f"{name!r} is set by lassod itself; choose another name such as Authorization",
+        )
+
+
+def check_header_value(field: str, value: str) -> None:
+    if any(character in value for character in "\r\n\x00"):
+        raise ValidationError(field, "must not contain CR, LF or NUL characters")
+    if any(not (" " <= character <= "~" or character == "\t") for character in value):
+        raise ValidationError(
+            field, "must contain only printable ASCII characters and tabs"
+        )
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return "null"

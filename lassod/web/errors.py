@@ -1,0 +1,136 @@
+"""API errors: the JSON error format and the middleware that renders it."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Awaitable, Callable
+
+import orjson
+from aiohttp import web
+
+from lassod.ids import new_id
+from lassod.logs import logger
+from lassod.validation import ValidationError
+
+ERROR_TYPES = {
+    400: "invalid_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "invalid_request",
+    409: "conflict",
+    413: "payload_too_large",
+    422: "validation_error",
+    429: "rate_limited",
+    500: "internal_error",
+}
+REQUEST_ID_HEADER = "X-Request-Id"
+_MAX_REQUEST_ID_LENGTH = 128
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class ApiError(Exception):
+    """An error answered in the documented JSON format."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        extra: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.extra = extra or {}
+        self.headers = headers or {}
+
+
+def not_found(kind: str, identifier: str) -> ApiError:
+    return ApiError(404, f"{kind} {identifier!r} not found")
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(data), status=status, content_type="application/json"
+    )
+
+
+def error_response(
+    request: web.Request, status: int, message: str, extra: dict[str, Any] | None = None
+) -> web.Response:
+    body = {
+        "status_code": status,
+        "error_type": ERROR_TYPES.get(status, "invalid_request"),
+        "message": message,
+        "request_id": request.get("request_id"),
+    }
+    body.update(extra or {})
+    return json_response(body, status)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Give each request an id, log it once, and render every error as JSON."""
+    request["request_id"] = _request_id(request)
+    started = time.monotonic()
+    try:
+        response = await handler(request)
+    except ApiError as error:
+        response = error_response(request, error.status, error.message, error.extra)
+        response.headers.update(error.headers)
+    except ValidationError as error:
+        response = error_response(request, 422, f"{error.field}: {error.message}", {"field": error.field})
+    except web.HTTPRequestEntityTooLarge as error:
+        response = error_response(
+            request, 413, f"request body is too large: the limit is {error.max_size} bytes"
+        )
+    except web.HTTPException as error:
+        response = _http_exception_response(request, error)
+    except Exception:
+        logger.exception(
+            "api_request_failed",
+            request_id=request["request_id"],
+            method=request.method,
+            path=request.path,
+        )
+        response = error_response(
+            request, 500, "internal error; the request id is in the server log"
+        )
+    response.headers[REQUEST_ID_HEADER] = request["request_id"]
+    logger.info(
+        "api_request",
+        request_id=request["request_id"],
+        method=request.method,
+        route=_route_name(request),
+        status=response.status,
+        duration_ms=round((time.monotonic() - started) * 1000, 2),
+    )
+    return response
+
+
+def _http_exception_response(request: web.Request, error: web.HTTPException) -> web.Response:
+    if error.status == 404:
+        message = f"no route for {request.method} {request.path}"
+    elif error.status == 405:
+        message = f"method {request.method} is not allowed on {request.path}"
+    else:
+        message = error.reason
+    response = error_response(request, error.status, message)
+    if "Allow" in error.headers:
+        response.headers["Allow"] = error.headers["Allow"]
+    return response
+
+
+def _request_id(request: web.Request) -> str:
+    given = request.headers.get(REQUEST_ID_HEADER, "")
+    if 0 < len(given) <= _MAX_REQUEST_ID_LENGTH and given.isascii() and given.isprintable():
+        return given
+    return new_id("req")
+
+
+def _route_name(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"

@@ -1,0 +1,13 @@
+"""Keys for the objects an aiohttp application shares with its handlers."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from lassod.config import Settings
+from lassod.scheduler import Scheduler
+from lassod.store import Database
+
+DATABASE = web.AppKey("database", Database)
+SCHEDULER = web.AppKey("scheduler", Scheduler)
+SETTINGS = web.AppKey("settings", Settings)

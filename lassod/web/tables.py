@@ -1,0 +1,64 @@
+"""Handlers for /api/v1/tables."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from lassod import tables
+from lassod.clock import now_us
+from lassod.store import tables as table_queries
+from lassod.web.common import company_id, page_of, read_json
+from lassod.web.errors import ApiError, json_response, not_found
+from lassod.web.state import DATABASE, SCHEDULER
+
+routes = web.RouteTableDef()
+
+
+@routes.post("/api/v1/tables")
+async def create_table(request: web.Request) -> web.Response:
+    company = await company_id(request)
+    new = tables.parse_new_table(await read_json(request))
+    table = await request.app[DATABASE].transaction(
+        table_queries.insert_table, company, new, now_us()
+    )
+    return json_response(tables.public(table), status=201)
+
+
+@routes.get("/api/v1/tables")
+async def list_tables(request: web.Request) -> web.Response:
+    company = await company_id(request)
+    page = page_of(request)
+    rows, total = await request.app[DATABASE].read(
+        table_queries.list_tables, company, page.offset, page.limit
+    )
+    return json_response(page.render([tables.public(row) for row in rows], total))
+
+
+@routes.get("/api/v1/tables/{table_id}")
+async def get_table(request: web.Request) -> web.Response:
+    company = await company_id(request)
+    table_id = request.match_info["table_id"]
+    table = await request.app[DATABASE].read(table_queries.get_table, company, table_id)
+    if table is None:
+        raise not_found("table", table_id)
+    return json_response(tables.public(table))
+
+
+@routes.post("/api/v1/tables/{table_id}/status")
+async def report_status(request: web.Request) -> web.Response:
+    company = await company_id(request)
+    table_id = request.match_info["table_id"]
+    report = tables.parse_status_report(await read_json(request))
+    change = await request.app[DATABASE].transaction(
+        table_queries.apply_status_report, company, table_id, report, now_us()
+    )
+    if change.result == "not_found" or change.table is None:
+        raise not_found("table", table_id)
+    if change.result == "conflict":
+        raise ApiError(
+            409,
+            f"table {table_id!r} is {change.table.status}; status cannot move "
+            f"to {report.status} (order: queued, processing, completed or failed)",
+        )
+    request.app[SCHEDULER].notify(change.queued)
+    return json_response(tables.public(change.table))
