@@ -104,6 +104,9 @@ def _create_private_file(path: str) -> None:
 
 def _configure(connection: sqlite3.Connection) -> None:
     connection.row_factory = sqlite3.Row
+    # Takes effect only on a new, empty database; lets retention return
+    # pruned pages to the file system with PRAGMA incremental_vacuum.
+    connection.execute("PRAGMA auto_vacuum = INCREMENTAL")
     connection.execute("PRAGMA journal_mode = WAL")
     # FULL makes every COMMIT durable across power loss, not just a crash.
     connection.execute("PRAGMA synchronous = FULL")

@@ -25,6 +25,7 @@ ERROR_TYPES = {
     500: "internal_error",
 }
 REQUEST_ID_HEADER = "X-Request-Id"
+REQUEST_ID = web.RequestKey("request_id", str)
 _MAX_REQUEST_ID_LENGTH = 128
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -65,7 +66,7 @@ def error_response(
         "status_code": status,
         "error_type": ERROR_TYPES.get(status, "invalid_request"),
         "message": message,
-        "request_id": request.get("request_id"),
+        "request_id": request.get(REQUEST_ID),
     }
     body.update(extra or {})
     return json_response(body, status)
@@ -74,7 +75,7 @@ def error_response(
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Give each request an id, log it once, and render every error as JSON."""
-    request["request_id"] = _request_id(request)
+    request[REQUEST_ID] = _request_id(request)
     started = time.monotonic()
     try:
         response = await handler(request)
@@ -92,17 +93,17 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except Exception:
         logger.exception(
             "api_request_failed",
-            request_id=request["request_id"],
+            request_id=request[REQUEST_ID],
             method=request.method,
             path=request.path,
         )
         response = error_response(
             request, 500, "internal error; the request id is in the server log"
         )
-    response.headers[REQUEST_ID_HEADER] = request["request_id"]
+    response.headers[REQUEST_ID_HEADER] = request[REQUEST_ID]
     logger.info(
         "api_request",
-        request_id=request["request_id"],
+        request_id=request[REQUEST_ID],
         method=request.method,
         route=_route_name(request),
         status=response.status,
