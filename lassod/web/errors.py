@@ -11,6 +11,7 @@ from aiohttp import web
 from lassod.ids import new_id
 from lassod.logs import logger
 from lassod.validation import ValidationError
+from lassod.web.state import SETTINGS
 
 ERROR_TYPES = {
     400: "invalid_request",
@@ -32,7 +33,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class ApiError(Exception):
-    """An error answered in the documented JSON format."""
+    """An error returned to the client in the documented JSON format."""
 
     def __init__(
         self,
@@ -84,9 +85,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         response.headers.update(error.headers)
     except ValidationError as error:
         response = error_response(request, 422, f"{error.field}: {error.message}", {"field": error.field})
-    except web.HTTPRequestEntityTooLarge as error:
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app[SETTINGS].server.max_body_bytes
         response = error_response(
-            request, 413, f"request body is too large: the limit is {error.max_size} bytes"
+            request, 413, f"request body is too large: the limit is {limit} bytes"
         )
     except web.HTTPException as error:
         response = _http_exception_response(request, error)

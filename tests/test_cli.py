@@ -1,0 +1,85 @@
+"""The command line, run as a user runs it: `python -m lassod ...` in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+
+def run_lassod(*args: str, cwd, env_extra=None) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, **(env_extra or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "lassod", *args],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_keys_create_prints_only_the_key(tmp_path):
+    result = run_lassod("keys", "create", "--company", "acme", cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert re.fullmatch(r"lasso_[A-Za-z0-9]{64}\n", result.stdout)
+    key = result.stdout.strip()
+    with sqlite3.connect(tmp_path / "lassod.db") as connection:
+        stored = connection.execute("SELECT key_hash FROM api_keys").fetchall()
+    assert len(stored) == 1
+    assert key not in stored[0][0]
+
+
+def test_database_file_is_private(tmp_path):
+    run_lassod("keys", "create", "--company", "acme", cwd=tmp_path)
+
+    assert (tmp_path / "lassod.db").stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("args", [["--help"], ["serve", "--help"], ["keys", "--help"], ["keys", "create", "--help"]])
+def test_help_explains_options(tmp_path, args):
+    result = run_lassod(*args, cwd=tmp_path)
+
+    assert result.returncode == 0
+    assert "usage: lassod" in result.stdout
+
+
+def test_bad_config_stops_start_up(tmp_path):
+    config = tmp_path / "custom.toml"
+    config.write_text("[delivery]\ntimeout_s = 0\n")
+
+    result = run_lassod("--config", str(config), "serve", cwd=tmp_path)
+
+    assert result.returncode == 2
+    assert "delivery.timeout_s" in result.stderr
+    assert "0" in result.stderr
+
+
+def test_default_config_file_is_read(tmp_path):
+    (tmp_path / "lassod.toml").write_text("[server]\nport = -5\n")
+
+    result = run_lassod("keys", "list", cwd=tmp_path)
+
+    assert result.returncode == 2
+    assert "server.port" in result.stderr
+
+
+def test_keys_list_and_revoke(tmp_path):
+    run_lassod("keys", "create", "--company", "acme", cwd=tmp_path)
+    listed = run_lassod("keys", "list", cwd=tmp_path)
+    key_id = listed.stdout.split("\t")[0]
+
+    revoked = run_lassod("keys", "revoke", key_id, cwd=tmp_path)
+    again = run_lassod("keys", "revoke", key_id, cwd=tmp_path)
+    after = run_lassod("keys", "list", cwd=tmp_path)
+
+    assert key_id.startswith("key_")
+    assert "acme" in listed.stdout
+    assert revoked.returncode == 0
+    assert again.returncode == 1
+    assert "revoked" in after.stdout

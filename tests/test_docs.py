@@ -1,0 +1,34 @@
+"""The docs match the code: README commands, CI script and example settings."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from lassod.config import CHECKS, Settings, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    commands = re.findall(r"^(python3 -m venv .*pytest.*)$", readme, re.MULTILINE)
+
+    assert len(commands) == 1
+    assert commands[0] in ci.splitlines()
+
+
+def test_example_config_is_valid_and_all_defaults():
+    settings = load_settings(ROOT / "lassod.toml.example", {})
+
+    assert settings == Settings()
+
+
+def test_example_config_lists_every_key():
+    text = (ROOT / "lassod.toml.example").read_text()
+    sections = re.findall(r"^\[(\w+)\]$", text, re.MULTILINE)
+    for name in CHECKS:
+        section, key = name.split(".")
+        assert section in sections, name
+        assert re.search(rf"^{key} = ", text, re.MULTILINE), name

@@ -1,0 +1,123 @@
+"""Pure parts: retry policy, signing, configuration and status transitions."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+
+import pytest
+
+from lassod import retry, signing, tables
+from lassod.config import ConfigError, load_settings
+
+
+class TestRetryPolicy:
+    def test_first_retry_after_first_delay(self):
+        decision = retry.after_failure(1, 1_000, (30, 300, 1800))
+        assert decision.next_due_ms == 31_000
+
+    def test_third_retry_after_last_delay(self):
+        decision = retry.after_failure(3, 0, (30, 300, 1800))
+        assert decision.next_due_ms == 1_800_000
+
+    def test_gives_up_after_third_retry(self):
+        assert retry.after_failure(4, 0, (30, 300, 1800)).abandon
+
+    def test_fractional_delays(self):
+        assert retry.after_failure(1, 0, (0.25,)).next_due_ms == 250
+
+    def test_no_delays_means_one_attempt(self):
+        assert retry.after_failure(1, 0, ()).abandon
+
+
+class TestSigning:
+    def test_lasso_signature_matches_documented_check(self):
+        body = '{"data":"naïve ☕"}'.encode()
+        header = signing.lasso_signature("s3cret", body)
+        expected = "sha256=" + hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+        assert hmac.compare_digest(expected, header)
+
+    def test_standard_signature_uses_decoded_whsec_key(self):
+        key = b"\x01\x02\x03" * 8
+        secret = "whsec_" + base64.b64encode(key).decode()
+        signed = hmac.new(key, b"evt_1.100.{}", hashlib.sha256).digest()
+        expected = "v1," + base64.b64encode(signed).decode()
+        assert signing.standard_signature(secret, "evt_1", 100, b"{}") == expected
+
+    def test_standard_signature_plain_secret_is_utf8(self):
+        signed = hmac.new("sé".encode(), b"evt_1.100.{}", hashlib.sha256).digest()
+        expected = "v1," + base64.b64encode(signed).decode()
+        assert signing.standard_signature("sé", "evt_1", 100, b"{}") == expected
+
+
+class TestTransitions:
+    @pytest.mark.parametrize(
+        "current, new, result",
+        [
+            ("queued", "processing", "apply"),
+            ("queued", "completed", "apply"),
+            ("processing", "processing", "apply"),
+            ("processing", "queued", "conflict"),
+            ("completed", "completed", "noop"),
+            ("completed", "failed", "conflict"),
+            ("failed", "failed", "noop"),
+            ("failed", "processing", "conflict"),
+        ],
+    )
+    def test_transition(self, current, new, result):
+        assert tables.transition(current, new) == result
+
+
+class TestConfig:
+    def test_defaults_without_file(self, tmp_path, monkeypatch):
+        monkeypatch.chdir(tmp_path)
+        settings = load_settings(environ={})
+        assert settings.server.host == "127.0.0.1"
+        assert settings.server.port == 8080
+        assert settings.database.path == "lassod.db"
+        assert settings.delivery.timeout_s == 10
+        assert settings.delivery.retry_delays_s == (30, 300, 1800)
+        assert settings.delivery.max_concurrency == 100
+        assert settings.security.allow_private_targets is False
+
+    def test_reads_file_and_environment(self, tmp_path):
+        path = tmp_path / "lassod.toml"
+        path.write_text('[server]\nport = 9000\n[delivery]\nretry_delays_s = [0.5, 1]\n')
+        environ = {"LASSOD_SERVER_HOST": "::1", "LASSOD_SECURITY_ALLOW_PRIVATE_TARGETS": "true"}
+        settings = load_settings(path, environ)
+        assert settings.server.port == 9000
+        assert settings.server.host == "::1"
+        assert settings.delivery.retry_delays_s == (0.5, 1.0)
+        assert settings.security.allow_private_targets is True
+
+    @pytest.mark.parametrize(
+        "text, names",
+        [
+            ("[server]\nprt = 1\n", ["server.prt"]),
+            ("[srv]\nport = 1\n", ["srv"]),
+            ("[server]\nport = 'x'\n", ["server.port", "'x'"]),
+            ("[server]\nport = 70000\n", ["server.port", "70000"]),
+            ("[delivery]\ntimeout_s = -1\n", ["delivery.timeout_s", "-1"]),
+            ("[delivery]\nretry_delays_s = 5\n", ["delivery.retry_delays_s"]),
+            ("[delivery]\nmax_concurrency = 0\n", ["delivery.max_concurrency"]),
+            ("[security]\nallow_private_targets = 'yes'\n", ["security.allow_private_targets"]),
+            ("[server\n", ["lassod.toml"]),
+        ],
+    )
+    def test_invalid_file_names_key_and_value(self, tmp_path, text, names):
+        path = tmp_path / "lassod.toml"
+        path.write_text(text)
+        with pytest.raises(ConfigError) as caught:
+            load_settings(path, {})
+        for name in names:
+            assert name in str(caught.value)
+
+    def test_unknown_environment_variable(self, tmp_path, monkeypatch):
+        monkeypatch.chdir(tmp_path)
+        with pytest.raises(ConfigError, match="LASSOD_SERVER_PROT"):
+            load_settings(None, {"LASSOD_SERVER_PROT": "1"})
+
+    def test_missing_file(self, tmp_path):
+        with pytest.raises(ConfigError, match="not found"):
+            load_settings(tmp_path / "absent.toml", {})
