@@ -25,6 +25,7 @@ class Daemon:
         self.scheduler: Scheduler | None = None
         self._sender: Sender | None = None
         self._runner: web.AppRunner | None = None
+        self.app: web.Application | None = None
         self.port: int | None = None
 
     async def start(self) -> None:
@@ -33,8 +34,13 @@ class Daemon:
         self._sender = Sender.create(settings.delivery)
         self.scheduler = Scheduler(self.database, self._sender, settings.delivery)
         await self.scheduler.start()
-        app = create_app(settings, self.database, self.scheduler)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self.app = create_app(settings, self.database, self.scheduler)
+        self._runner = web.AppRunner(
+            self.app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=settings.server.shutdown_grace_s,
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, settings.server.host, settings.server.port)
         await site.start()

@@ -74,7 +74,7 @@ def parse_new_table(body: Any) -> NewTable:
     check.reject_unknown(body, CREATE_FIELDS)
     name = check.text(body, "name", required=True, max_length=256)
     schema_id = check.text(body, "schema_id", required=True, max_length=256)
-    given = [field for field in SOURCE_FIELDS if body.get(field) is not None]
+    given = [field for field in SOURCE_FIELDS if field in body]
     if len(given) != 1:
         raise ValidationError(
             "file_ids",
@@ -83,13 +83,16 @@ def parse_new_table(body: Any) -> NewTable:
         )
     source_field = given[0]
     if source_field == "source_text":
-        source_value: Any = check.text(body, "source_text", max_length=1_000_000)
+        source_value: Any = check.text(body, "source_text", max_length=100_000)
     else:
-        source_value = check.string_list(body, source_field, max_items=1000)
+        item_length = 256 if source_field == "file_ids" else check.MAX_URL_LENGTH
+        source_value = check.string_list(
+            body, source_field, max_items=100, max_length=item_length
+        )
         if source_field == "file_urls":
             for index, url in enumerate(source_value or []):
                 check.webhook_url(f"file_urls[{index}]", url)
-    additional_context = check.text(body, "additional_context", max_length=100_000)
+    additional_context = check.text(body, "additional_context", max_length=10_000)
     url = check.text(body, "webhook_url", max_length=check.MAX_URL_LENGTH)
     if url is not None:
         check.webhook_url("webhook_url", url)

@@ -58,12 +58,12 @@ def text(
     max_length: int = 1000,
     allow_empty: bool = False,
 ) -> str | None:
-    """Return a string field, or None when it is absent or null and optional."""
-    value = body.get(field)
-    if value is None:
+    """Return a string field, or None when it is absent and optional."""
+    if field not in body:
         if required:
             raise ValidationError(field, "is required and must be a string")
         return None
+    value = body[field]
     if not isinstance(value, str):
         raise ValidationError(field, f"must be a string, got {_json_type(value)}")
     if not value and not allow_empty:
@@ -78,9 +78,11 @@ def text(
 def integer(
     body: dict[str, Any], field: str, *, minimum: int, maximum: int
 ) -> int | None:
-    value = body.get(field)
-    if value is None:
+    if field not in body:
         return None
+    value = body[field]
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValidationError(field, f"must be an integer, got {_json_type(value)}")
     if not minimum <= value <= maximum:
@@ -91,9 +93,9 @@ def integer(
 def number(
     body: dict[str, Any], field: str, *, minimum: float, maximum: float
 ) -> float | None:
-    value = body.get(field)
-    if value is None:
+    if field not in body:
         return None
+    value = body[field]
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValidationError(field, f"must be a number, got {_json_type(value)}")
     if math.isnan(value) or not minimum <= value <= maximum:
@@ -102,9 +104,9 @@ def number(
 
 
 def boolean(body: dict[str, Any], field: str) -> bool | None:
-    value = body.get(field)
-    if value is None:
+    if field not in body:
         return None
+    value = body[field]
     if not isinstance(value, bool):
         raise ValidationError(field, f"must be true or false, got {_json_type(value)}")
     return value
@@ -113,9 +115,9 @@ def boolean(body: dict[str, Any], field: str) -> bool | None:
 def string_list(
     body: dict[str, Any], field: str, *, max_items: int, max_length: int = 2048
 ) -> list[str] | None:
-    value = body.get(field)
-    if value is None:
+    if field not in body:
         return None
+    value = body[field]
     if not isinstance(value, list) or not value:
         raise ValidationError(field, "must be a non-empty list of strings")
     if len(value) > max_items:
@@ -135,7 +137,7 @@ def webhook_url(field: str, value: str) -> str:
     allowed = "must be an absolute http or https URL such as https://example.com/hook"
     if len(value) > MAX_URL_LENGTH:
         raise ValidationError(field, f"must be at most {MAX_URL_LENGTH} characters")
-    if any(ord(character) <= 0x20 or ord(character) == 0x7F for character in value):
+    if any(_is_space_or_control(character) for character in value):
         raise ValidationError(field, "must not contain spaces or control characters")
     try:
         parts = urlsplit(value)
@@ -189,6 +191,15 @@ def check_header_value(field: str, value: str) -> None:
         raise ValidationError(
             field, "must contain only printable ASCII characters and tabs"
         )
+
+
+def _is_space_or_control(character: str) -> bool:
+    return (
+        ord(character) <= 0x20
+        or ord(character) == 0x7F
+        or character.isspace()
+        or character in "\x85\ufeff"
+    )
 
 
 def _json_type(value: Any) -> str:

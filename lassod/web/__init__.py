@@ -7,7 +7,7 @@ from aiohttp import web
 from lassod.config import Settings
 from lassod.scheduler import Scheduler
 from lassod.store import Database
-from lassod.web import tables
+from lassod.web import docs, tables
 from lassod.web.errors import error_middleware
 from lassod.web.state import DATABASE, SCHEDULER, SETTINGS
 
@@ -20,5 +20,6 @@ def create_app(settings: Settings, database: Database, scheduler: Scheduler) -> 
     app[SETTINGS] = settings
     app[DATABASE] = database
     app[SCHEDULER] = scheduler
+    app.add_routes(docs.routes)
     app.add_routes(tables.routes)
     return app
