@@ -26,6 +26,12 @@ CREATE_FIELDS = {
     "webhook_auth_header_value",
 }
 STATUS_FIELDS = {"status", "progress", "total_rows", "error_message"}
+WEBHOOK_FIELDS = {
+    "webhook_url",
+    "webhook_secret",
+    "webhook_auth_header_name",
+    "webhook_auth_header_value",
+}
 SOURCE_FIELDS = ("file_ids", "file_urls", "source_text")
 
 
@@ -39,6 +45,22 @@ class NewTable:
     webhook_secret: str | None
     auth_header_name: str | None
     auth_header_value: str | None
+
+
+@dataclass(frozen=True)
+class WebhookChange:
+    """A PATCH of a table's webhook.
+
+    Only the parts named in `given` (url, secret, auth_header) change; a
+    given part set to None is removed, and removing the url removes the
+    whole webhook.
+    """
+
+    given: frozenset[str]
+    url: str | None = None
+    secret: str | None = None
+    auth_header_name: str | None = None
+    auth_header_value: str | None = None
 
 
 @dataclass(frozen=True)
@@ -108,6 +130,46 @@ def parse_new_table(body: Any) -> NewTable:
         additional_context=additional_context,
         webhook_url=url,
         webhook_secret=secret,
+        auth_header_name=header_name,
+        auth_header_value=header_value,
+    )
+
+
+def parse_webhook_change(body: Any) -> WebhookChange:
+    """Check a PATCH /api/v1/tables/{id} body; raises ValidationError."""
+    body = check.ensure_object(body)
+    check.reject_unknown(body, WEBHOOK_FIELDS)
+    if not body:
+        raise ValidationError("body", f"send at least one of {', '.join(sorted(WEBHOOK_FIELDS))}")
+    given = set()
+    url = check.text(body, "webhook_url", max_length=check.MAX_URL_LENGTH)
+    if "webhook_url" in body:
+        given.add("url")
+        if url is not None:
+            check.webhook_url("webhook_url", url)
+    secret = check.text(body, "webhook_secret", max_length=1024)
+    if "webhook_secret" in body:
+        given.add("secret")
+    if ("webhook_auth_header_name" in body) != ("webhook_auth_header_value" in body):
+        missing = (
+            "webhook_auth_header_value"
+            if "webhook_auth_header_name" in body
+            else "webhook_auth_header_name"
+        )
+        raise ValidationError(
+            missing,
+            "webhook_auth_header_name and webhook_auth_header_value must be given together"
+            " (both null removes the header)",
+        )
+    header_name, header_value = check.header_pair(
+        body, "webhook_auth_header_name", "webhook_auth_header_value"
+    )
+    if "webhook_auth_header_name" in body:
+        given.add("auth_header")
+    return WebhookChange(
+        given=frozenset(given),
+        url=url,
+        secret=secret,
         auth_header_name=header_name,
         auth_header_value=header_value,
     )

@@ -7,17 +7,21 @@ from dataclasses import dataclass
 
 import orjson
 
-from lassod import events, tables
+from lassod import events, signing, tables
 from lassod.ids import new_id
+from lassod.store import endpoints
 from lassod.store.deliveries import QueuedDelivery, emit_event
-from lassod.tables import NewTable, StatusReport, TableRow
+from lassod.store.endpoints import EndpointSettings
+from lassod.tables import NewTable, StatusReport, TableRow, WebhookChange
 
 _SELECT = (
     "SELECT t.id, t.company_id, t.name, t.schema_id, t.status, t.progress, t.total_rows,"
     " t.error_message, t.created_us, t.updated_us, p.url, p.auth_header_name,"
     " p.secret IS NOT NULL,"
+    " CASE WHEN p.id IS NOT NULL THEN"
     " (SELECT d.status FROM deliveries d WHERE d.endpoint_id = t.id"
-    "  ORDER BY d.created_ms DESC, d.rowid DESC LIMIT 1),"
+    "  AND d.status != 'cancelled' ORDER BY d.created_ms DESC, d.rowid DESC LIMIT 1)"
+    " END,"
     " (SELECT MAX(d.last_attempt_ms) FROM deliveries d WHERE d.endpoint_id = t.id)"
     " FROM tables t LEFT JOIN endpoints p ON p.id = t.id"
 )
@@ -156,3 +160,50 @@ def apply_status_report(
         if queued:
             updated = get_table(connection, company_id, table_id) or updated
     return StatusChange("apply", updated, queued)
+
+
+def change_webhook(
+    connection: sqlite3.Connection,
+    company_id: str,
+    table_id: str,
+    change: WebhookChange,
+    now_us: int,
+    grace_ms: int,
+) -> tuple[str, TableRow | None]:
+    """Apply a webhook PATCH: applied, url_required or not_found.
+
+    Pending deliveries keep their place and use the new settings, because
+    each attempt reads the endpoint when it starts. Removing the webhook
+    cancels them. A changed secret keeps the old one signing for grace_ms.
+    """
+    table = get_table(connection, company_id, table_id)
+    if table is None:
+        return "not_found", None
+    current = endpoints.get_endpoint(connection, table_id)
+    url = change.url if "url" in change.given else (current and current.url)
+    now_ms = now_us // 1000
+    if url is None:
+        if change.secret is not None or change.auth_header_name is not None:
+            return "url_required", table
+        if current is not None:
+            endpoints.delete_endpoint(connection, table_id, "webhook removed", now_ms)
+        return "applied", get_table(connection, company_id, table_id)
+
+    secret = change.secret if "secret" in change.given else (current and current.secret)
+    header = (change.auth_header_name, change.auth_header_value)
+    if "auth_header" not in change.given:
+        header = (
+            (current.auth_header_name, current.auth_header_value) if current else (None, None)
+        )
+    previous: tuple[str | None, int | None] = (None, None)
+    if current is not None:
+        previous = signing.rotate(
+            current.secret,
+            (current.previous_secret, current.previous_secret_until_ms),
+            secret,
+            now_ms,
+            grace_ms,
+        )
+    settings = EndpointSettings(url, secret, previous[0], previous[1], header[0], header[1])
+    endpoints.save_endpoint(connection, table_id, company_id, "table", settings, now_us)
+    return "applied", get_table(connection, company_id, table_id)
