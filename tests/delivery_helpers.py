@@ -42,7 +42,7 @@ async def add_subscription_endpoint(
     """Store a catalog subscription's endpoint row, as the catalog API does."""
     settings = EndpointSettings(url, secret, None, None, None, None)
     await lassod.daemon.database.transaction(
-        endpoint_queries.save_endpoint, company_id, endpoint_id, "subscription", settings, now_us()
+        endpoint_queries.save_endpoint, endpoint_id, company_id, "subscription", settings, now_us()
     )
 
 
