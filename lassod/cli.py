@@ -78,7 +78,11 @@ def _add_delivery_commands(commands: argparse._SubParsersAction) -> None:
     listing.add_argument("--status", choices=deliveries.STATUSES, help="only this status")
     listing.add_argument("--company", metavar="NAME", help="only this company's deliveries")
     listing.add_argument(
-        "--limit", type=int, default=50, metavar="N", help="print at most N deliveries (default 50)"
+        "--limit",
+        type=_positive_int,
+        default=50,
+        metavar="N",
+        help="print at most N deliveries (default 50)",
     )
     show = actions.add_parser(
         "show", help="show one delivery as JSON",
@@ -91,6 +95,16 @@ def _add_delivery_commands(commands: argparse._SubParsersAction) -> None:
         "now with a fresh retry schedule, and print its id.",
     )
     redeliver.add_argument("delivery_id", metavar="ID", help="id of the delivery to copy")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -186,7 +200,7 @@ async def _list_deliveries(database: Database, args: argparse.Namespace) -> int:
             print(f"lassod: no company named {args.company!r}", file=sys.stderr)
             return 1
     selection = DeliveryFilter(company_id=company_id, status=args.status)
-    rows, _ = await database.read(history.list_deliveries, selection, 0, max(args.limit, 0))
+    rows, _ = await database.read(history.list_deliveries, selection, 0, args.limit)
     for row in rows:
         next_attempt = iso_ms(row.next_due_ms) if row.next_due_ms is not None else "-"
         fields = (

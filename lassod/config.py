@@ -38,10 +38,10 @@ class DeliverySettings:
     max_concurrency: int = 100
     response_max_bytes: int = 64 * 1024
     response_excerpt_bytes: int = 1024
-    # Longest wait a receiver's Retry-After header may impose on a retry.
+    # Maximum delay that a receiver's Retry-After header may set for a retry.
     retry_after_max_s: float = 3600.0
-    # Each retry delay is scaled by a random factor in [1 - j, 1 + j]; 0 keeps
-    # the configured schedule exact.
+    # Each retry delay is scaled by a random factor in [1 - j, 1 + j], so 0
+    # keeps the configured schedule exact.
     retry_jitter: float = 0.0
     # A catalog subscription whose attempts have all failed for this long is
     # deactivated.

@@ -25,10 +25,10 @@ HORIZON_MS = 60_000
 REFILL_LIMIT = 5_000
 # Sorts after every delivery id, so (due, _LAST_ID) covers all ids at `due`.
 _LAST_ID = "~"
-# How often the loop asks SQLite whether another process (such as
-# `lassod deliveries redeliver`) committed, and how far before the previous
-# check a rescan looks for due times, to cover a writer that took its time
-# stamp before waiting for the write lock (busy_timeout is 5 s).
+# How often the loop checks SQLite's data_version for a commit by another
+# process, such as `lassod deliveries redeliver`. A rescan starts this far
+# before the previous check, because a writer takes its time stamp before it
+# waits for the write lock (busy_timeout is 5 s).
 EXTERNAL_CHECK_INTERVAL_S = 0.5
 EXTERNAL_SLACK_MS = 10_000
 

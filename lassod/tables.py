@@ -51,12 +51,12 @@ class NewTable:
 class WebhookChange:
     """A PATCH of a table's webhook.
 
-    Only the parts named in `given` (url, secret, auth_header) change; a
-    given part set to None is removed, and removing the url removes the
-    whole webhook.
+    Only the parts named in `changed` (url, secret, auth_header) change. A
+    changed part set to None is removed. Removing the url removes the whole
+    webhook.
     """
 
-    given: frozenset[str]
+    changed: frozenset[str]
     url: str | None = None
     secret: str | None = None
     auth_header_name: str | None = None
@@ -141,15 +141,16 @@ def parse_webhook_change(body: Any) -> WebhookChange:
     check.reject_unknown(body, WEBHOOK_FIELDS)
     if not body:
         raise ValidationError("body", f"send at least one of {', '.join(sorted(WEBHOOK_FIELDS))}")
-    given = set()
+    changed = set()
+
     url = check.text(body, "webhook_url", max_length=check.MAX_URL_LENGTH)
     if "webhook_url" in body:
-        given.add("url")
+        changed.add("url")
         if url is not None:
             check.webhook_url("webhook_url", url)
     secret = check.text(body, "webhook_secret", max_length=1024)
     if "webhook_secret" in body:
-        given.add("secret")
+        changed.add("secret")
     if ("webhook_auth_header_name" in body) != ("webhook_auth_header_value" in body):
         missing = (
             "webhook_auth_header_value"
@@ -165,9 +166,10 @@ def parse_webhook_change(body: Any) -> WebhookChange:
         body, "webhook_auth_header_name", "webhook_auth_header_value"
     )
     if "webhook_auth_header_name" in body:
-        given.add("auth_header")
+        changed.add("auth_header")
+
     return WebhookChange(
-        given=frozenset(given),
+        changed=frozenset(changed),
         url=url,
         secret=secret,
         auth_header_name=header_name,

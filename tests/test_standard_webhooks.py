@@ -26,7 +26,7 @@ TOLERANCE = timedelta(minutes=5)
 
 
 def verifying(webhook: Webhook):
-    """Answer 204 to a delivery that verifies and 401 to one that does not."""
+    """Return 204 for a delivery that verifies and 401 for one that does not."""
 
     async def behaviour(request: web.Request, number: int) -> web.Response:
         body = await request.read()
@@ -98,8 +98,8 @@ async def test_replay_older_than_tolerance_rejected(
         def now(cls, tz=None):
             return datetime.now(tz) + TOLERANCE + timedelta(seconds=2)
 
-    # NOTE: the package has a fixed five-minute tolerance and reads the wall
-    # clock itself; moving its clock stands in for waiting five minutes.
+    # NOTE: standardwebhooks 1.1.0 has a fixed five-minute tolerance and reads
+    # the wall clock itself, so the test moves that clock instead of waiting.
     monkeypatch.setattr(standardwebhooks.webhooks, "datetime", Later)
     replay_headers = {
         name: value

@@ -29,7 +29,7 @@ class EndpointRow:
 
 @dataclass(frozen=True)
 class EndpointSettings:
-    """What a PATCH may set on an endpoint; None leaves a field empty."""
+    """Settings that a PATCH writes to an endpoint; None leaves a field empty."""
 
     url: str
     secret: str | None
@@ -119,34 +119,37 @@ def apply_outcomes(
     connection: sqlite3.Connection, outcomes: Iterable[AttemptOutcome], now_ms: int
 ) -> list[Deactivation]:
     """Move failure streaks and deactivate endpoints as the outcomes require."""
+    outcomes = [item for item in outcomes if item.endpoint_id is not None]
+    connection.executemany(
+        "UPDATE endpoints SET failing_since_ms = NULL"
+        " WHERE id = ? AND failing_since_ms IS NOT NULL",
+        [(item.endpoint_id,) for item in outcomes if item.attempt_outcome == "succeeded"],
+    )
+    connection.executemany(
+        "UPDATE endpoints SET failing_since_ms = ?"
+        " WHERE id = ? AND failing_since_ms IS NULL",
+        [
+            (item.started_ms or now_ms, item.endpoint_id)
+            for item in outcomes
+            if item.attempt_outcome != "succeeded"
+        ],
+    )
+
     deactivated = []
     for item in outcomes:
-        if item.endpoint_id is None:
+        if item.deactivate_reason is None:
             continue
-        if item.attempt_outcome == "succeeded":
-            connection.execute(
-                "UPDATE endpoints SET failing_since_ms = NULL"
-                " WHERE id = ? AND failing_since_ms IS NOT NULL",
-                (item.endpoint_id,),
-            )
-        else:
-            connection.execute(
-                "UPDATE endpoints SET failing_since_ms = ?"
-                " WHERE id = ? AND failing_since_ms IS NULL",
-                (item.started_ms or now_ms, item.endpoint_id),
-            )
-        if item.deactivate_reason is not None:
-            found = _deactivate(connection, item, item.deactivate_reason, now_ms)
-            if found is not None:
-                deactivated.append(found)
+        found = _deactivate(connection, item, item.deactivate_reason, now_ms)
+        if found is not None:
+            deactivated.append(found)
     return deactivated
 
 
 def _deactivate(
     connection: sqlite3.Connection, item: AttemptOutcome, reason: str, now_ms: int
 ) -> Deactivation | None:
-    # The outcome was decided from the streak read when the attempt began; a
-    # success recorded since then resets it, and the guard sees that.
+    # The outcome was decided from the streak read when the attempt began. A
+    # success recorded since then resets the streak, so the guard re-checks it.
     since = item.deactivate_if_failing_since_ms
     cursor = connection.execute(
         "UPDATE endpoints SET active = 0, disabled_reason = ?, disabled_ms = ?,"

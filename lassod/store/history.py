@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class DeliveryFilter:
-    """Which deliveries a list returns; None leaves a condition out.
+    """Conditions of a delivery list; None leaves a condition out.
 
     since_ms is inclusive and until_ms exclusive, both on the creation time.
     """

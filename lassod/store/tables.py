@@ -11,7 +11,7 @@ from lassod import events, signing, tables
 from lassod.ids import new_id
 from lassod.store import endpoints
 from lassod.store.deliveries import QueuedDelivery, emit_event
-from lassod.store.endpoints import EndpointSettings
+from lassod.store.endpoints import EndpointRow, EndpointSettings
 from lassod.tables import NewTable, StatusReport, TableRow, WebhookChange
 
 _SELECT = (
@@ -180,8 +180,11 @@ def change_webhook(
     if table is None:
         return "not_found", None
     current = endpoints.get_endpoint(connection, table_id)
-    url = change.url if "url" in change.given else (current and current.url)
     now_ms = now_us // 1000
+
+    url = current.url if current is not None else None
+    if "url" in change.changed:
+        url = change.url
     if url is None:
         if change.secret is not None or change.auth_header_name is not None:
             return "url_required", table
@@ -189,12 +192,22 @@ def change_webhook(
             endpoints.delete_endpoint(connection, table_id, "webhook removed", now_ms)
         return "applied", get_table(connection, company_id, table_id)
 
-    secret = change.secret if "secret" in change.given else (current and current.secret)
-    header = (change.auth_header_name, change.auth_header_value)
-    if "auth_header" not in change.given:
-        header = (
-            (current.auth_header_name, current.auth_header_value) if current else (None, None)
-        )
+    settings = _merged_settings(current, change, url, now_ms, grace_ms)
+    endpoints.save_endpoint(connection, table_id, company_id, "table", settings, now_us)
+    return "applied", get_table(connection, company_id, table_id)
+
+
+def _merged_settings(
+    current: EndpointRow | None, change: WebhookChange, url: str, now_ms: int, grace_ms: int
+) -> EndpointSettings:
+    secret = current.secret if current is not None else None
+    if "secret" in change.changed:
+        secret = change.secret
+    header_name = current.auth_header_name if current is not None else None
+    header_value = current.auth_header_value if current is not None else None
+    if "auth_header" in change.changed:
+        header_name, header_value = change.auth_header_name, change.auth_header_value
+
     previous: tuple[str | None, int | None] = (None, None)
     if current is not None:
         previous = signing.rotate(
@@ -204,6 +217,4 @@ def change_webhook(
             now_ms,
             grace_ms,
         )
-    settings = EndpointSettings(url, secret, previous[0], previous[1], header[0], header[1])
-    endpoints.save_endpoint(connection, table_id, company_id, "table", settings, now_us)
-    return "applied", get_table(connection, company_id, table_id)
+    return EndpointSettings(url, secret, previous[0], previous[1], header_name, header_value)

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from lassod import deliveries
 from lassod.clock import now_ms
+from lassod.logs import logger
 from lassod.store import deliveries as delivery_queries
 from lassod.store import history
 from lassod.store.deliveries import Requeue
@@ -48,6 +49,11 @@ async def redeliver(request: web.Request) -> web.Response:
         raise not_found("delivery", delivery_id)
     check_requeued(requeue, f"delivery {delivery_id!r}")
     request.app[SCHEDULER].notify(requeue.queued)
+    logger.info(
+        "delivery_redelivered",
+        delivery_id=delivery_id,
+        new_delivery_id=requeue.queued[0].delivery_id,
+    )
     detail = await request.app[DATABASE].read(
         history.get_delivery, company, requeue.queued[0].delivery_id
     )
@@ -68,8 +74,9 @@ def check_requeued(requeue: Requeue, target: str) -> None:
         )
 
 
-def recovered_response(requeue: Requeue) -> web.Response:
-    """Render the answer of a recover: how many deliveries were queued."""
+def recovered_response(requeue: Requeue, endpoint_id: str) -> web.Response:
+    """Log a recover and render its response: how many deliveries were queued."""
+    logger.info("deliveries_recovered", endpoint_id=endpoint_id, count=len(requeue.queued))
     return json_response(
         {
             "queued": len(requeue.queued),

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from lassod import deliveries, tables
 from lassod.clock import now_ms, now_us
+from lassod.logs import logger
 from lassod.store import deliveries as delivery_queries
 from lassod.store import tables as table_queries
 from lassod.validation import ValidationError
@@ -82,6 +83,7 @@ async def change_webhook(request: web.Request) -> web.Response:
         raise ValidationError(
             "webhook_url", "is required: the table has no webhook to attach these settings to"
         )
+    logger.info("table_webhook_changed", table_id=table_id, changed=sorted(change.changed))
     return json_response(tables.public(table))
 
 
@@ -98,4 +100,4 @@ async def redeliver_abandoned(request: web.Request) -> web.Response:
     )
     check_requeued(requeue, f"table {table_id!r}")
     request.app[SCHEDULER].notify(requeue.queued)
-    return recovered_response(requeue)
+    return recovered_response(requeue, table_id)
