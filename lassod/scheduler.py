@@ -40,8 +40,8 @@ class Scheduler:
     is in the heap or in flight. Deliveries after it are read from the index
     when the window moves; new ones due within the window are pushed by
     `notify`. Deliveries that another process inserts inside the window are
-    found by `_rescan_external`, which runs when SQLite's data_version shows
-    a commit from another connection.
+    found by `_check_external_writes`, which rescans when SQLite's
+    data_version shows a commit from another connection.
     """
 
     def __init__(self, database: Database, sender: Sender, settings: DeliverySettings) -> None:
