@@ -14,9 +14,8 @@ from lassod import __version__, deliveries, logs
 from lassod.clock import iso_ms, iso_us, now_ms, now_us
 from lassod.config import ConfigError, Settings, load_settings
 from lassod.ids import hash_api_key, new_api_key
-from lassod.store import Database, StoreError
+from lassod.store import Database, StoreError, history
 from lassod.store import deliveries as delivery_queries
-from lassod.store import history
 from lassod.store import keys as key_queries
 from lassod.store.history import DeliveryFilter
 
@@ -68,15 +67,21 @@ def _add_delivery_commands(commands: argparse._SubParsersAction) -> None:
         description="List, show and redeliver webhook deliveries of every company. "
         "A redelivery is picked up by a running daemon within about a second.",
     )
-    actions = parser.add_subparsers(dest="deliveries_command", metavar="ACTION", required=True)
+    actions = parser.add_subparsers(
+        dest="deliveries_command", metavar="ACTION", required=True
+    )
     listing = actions.add_parser(
         "list",
         help="list deliveries, newest first",
         description="Print one tab-separated line per delivery: id, company, status, "
         "event, endpoint, attempts, created time, next attempt time and reason.",
     )
-    listing.add_argument("--status", choices=deliveries.STATUSES, help="only this status")
-    listing.add_argument("--company", metavar="NAME", help="only this company's deliveries")
+    listing.add_argument(
+        "--status", choices=deliveries.STATUSES, help="only this status"
+    )
+    listing.add_argument(
+        "--company", metavar="NAME", help="only this company's deliveries"
+    )
     listing.add_argument(
         "--limit",
         type=_positive_int,
@@ -85,16 +90,22 @@ def _add_delivery_commands(commands: argparse._SubParsersAction) -> None:
         help="print at most N deliveries (default 50)",
     )
     show = actions.add_parser(
-        "show", help="show one delivery as JSON",
+        "show",
+        help="show one delivery as JSON",
         description="Print the delivery with its event body and every attempt as JSON.",
     )
-    show.add_argument("delivery_id", metavar="ID", help="id of the delivery, such as dlv_0123...")
+    show.add_argument(
+        "delivery_id", metavar="ID", help="id of the delivery, such as dlv_0123..."
+    )
     redeliver = actions.add_parser(
-        "redeliver", help="send a delivery's event again",
+        "redeliver",
+        help="send a delivery's event again",
         description="Queue a new delivery of the same event to the same endpoint, due "
         "now with a fresh retry schedule, and print its id.",
     )
-    redeliver.add_argument("delivery_id", metavar="ID", help="id of the delivery to copy")
+    redeliver.add_argument(
+        "delivery_id", metavar="ID", help="id of the delivery to copy"
+    )
 
 
 def _positive_int(text: str) -> int:
@@ -182,7 +193,8 @@ async def _deliveries(settings: Settings, args: argparse.Namespace) -> int:
         if args.deliveries_command == "show":
             detail = await database.read(history.get_delivery, None, args.delivery_id)
             if detail is None:
-                print(f"lassod: no delivery with id {args.delivery_id!r}", file=sys.stderr)
+                message = f"lassod: no delivery with id {args.delivery_id!r}"
+                print(message, file=sys.stderr)
                 return 1
             rendered = deliveries.public_detail(detail)
             print(orjson.dumps(rendered, option=orjson.OPT_INDENT_2).decode())
@@ -226,9 +238,9 @@ async def _redeliver(database: Database, delivery_id: str) -> int:
         print(f"lassod: no delivery with id {delivery_id!r}", file=sys.stderr)
         return 1
     if requeue.result != "queued":
-        reason = "its endpoint was removed" if requeue.result == "no_endpoint" else (
-            "its subscription is deactivated"
-        )
+        reason = "its subscription is deactivated"
+        if requeue.result == "no_endpoint":
+            reason = "its endpoint was removed"
         print(f"lassod: cannot redeliver {delivery_id!r}: {reason}", file=sys.stderr)
         return 1
     print(requeue.queued[0].delivery_id)

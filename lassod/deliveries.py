@@ -23,7 +23,9 @@ def parse_filter(query: Mapping[str, str], company_id: str | None) -> DeliveryFi
     for name in query:
         if name not in FILTER_FIELDS and name not in PAGE_FIELDS:
             allowed = ", ".join(FILTER_FIELDS + PAGE_FIELDS)
-            raise ValidationError(name, f"unknown query parameter; allowed are {allowed}")
+            raise ValidationError(
+                name, f"unknown query parameter; allowed are {allowed}"
+            )
     table_id = _query_text(query, "table_id")
     subscription_id = _query_text(query, "subscription_id")
     if table_id is not None and subscription_id is not None:
@@ -52,7 +54,9 @@ def parse_window(body: Any) -> tuple[int, int | None]:
     """Check a {"since", "until"?} body; return (since_ms, until_ms or None)."""
     body = check.ensure_object(body)
     check.reject_unknown(body, WINDOW_FIELDS)
-    since_ms = parse_time("since", check.text(body, "since", required=True, max_length=64))
+    since_ms = parse_time(
+        "since", check.text(body, "since", required=True, max_length=64)
+    )
     until_ms = parse_time("until", check.text(body, "until", max_length=64))
     if since_ms is None:
         raise ValidationError("since", f"is required and must be {_TIME_EXAMPLE}")
@@ -91,7 +95,9 @@ def public(row: DeliveryRow) -> dict[str, Any]:
         "event": {"id": row.event_id, "name": row.event_name},
         "endpoint_kind": row.endpoint_kind,
         "table_id": row.endpoint_id if row.endpoint_kind == "table" else None,
-        "subscription_id": row.endpoint_id if row.endpoint_kind == "subscription" else None,
+        "subscription_id": row.endpoint_id
+        if row.endpoint_kind == "subscription"
+        else None,
         "url": row.url,
         "status": row.status,
         "reason": row.reason,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from datetime import timezone
+from email.utils import parsedate_to_datetime
 
 # Statuses whose Retry-After header lassod honours (RFC 9110 section 10.2.3).
 RETRY_AFTER_STATUSES = (429, 503)
@@ -50,7 +50,9 @@ def after_failure(
     """
     if attempt_number > len(policy.delays_s):
         return RetryDecision(None)
-    delay_s = jittered(policy.delays_s[attempt_number - 1], policy.jitter, jitter_sample)
+    delay_s = jittered(
+        policy.delays_s[attempt_number - 1], policy.jitter, jitter_sample
+    )
     if retry_after_s is not None:
         delay_s = max(delay_s, min(retry_after_s, policy.retry_after_max_s))
     return RetryDecision(ended_ms + round(delay_s * 1000))
@@ -84,6 +86,8 @@ def parse_retry_after(value: str | None, now_ms: int) -> float | None:
     return max(0.0, moment.timestamp() - now_ms / 1000)
 
 
-def failing_too_long(failing_since_ms: int, ended_ms: int, disable_after_s: float) -> bool:
+def failing_too_long(
+    failing_since_ms: int, ended_ms: int, disable_after_s: float
+) -> bool:
     """Return whether a failure streak that began at failing_since_ms is too long."""
     return ended_ms - failing_since_ms >= disable_after_s * 1000

@@ -113,7 +113,9 @@ class Scheduler:
         if not unfinished:
             return
         now = now_ms()
-        settled = [outcomes.interrupted(attempt, now, self._settings) for attempt in unfinished]
+        settled = [
+            outcomes.interrupted(attempt, now, self._settings) for attempt in unfinished
+        ]
         await self._database.transaction(queries.record_outcomes, settled, now)
         logger.warning("interrupted_attempts_recovered", count=len(settled))
 
@@ -216,7 +218,9 @@ class Scheduler:
         except Exception:
             logger.exception("delivery_attempt_crashed", delivery_id=job.delivery_id)
             result = AttemptResult(succeeded=False, duration_ms=0, error_kind="internal_error")
-        outcome = outcomes.decide(job, result, now_ms(), self._settings, random.random())
+        outcome = outcomes.decide(
+            job, result, now_ms(), self._settings, random.random()
+        )
         self._recorder.add(outcome)
         _log_attempt(job, result, outcome)
 

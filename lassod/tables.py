@@ -140,7 +140,8 @@ def parse_webhook_change(body: Any) -> WebhookChange:
     body = check.ensure_object(body)
     check.reject_unknown(body, WEBHOOK_FIELDS)
     if not body:
-        raise ValidationError("body", f"send at least one of {', '.join(sorted(WEBHOOK_FIELDS))}")
+        allowed = ", ".join(sorted(WEBHOOK_FIELDS))
+        raise ValidationError("body", f"send at least one of {allowed}")
     changed = set()
 
     url = check.text(body, "webhook_url", max_length=check.MAX_URL_LENGTH)

@@ -42,11 +42,18 @@ async def add_subscription_endpoint(
     """Store a catalog subscription's endpoint row, as the catalog API does."""
     settings = EndpointSettings(url, secret, None, None, None, None)
     await lassod.daemon.database.transaction(
-        endpoint_queries.save_endpoint, endpoint_id, company_id, "subscription", settings, now_us()
+        endpoint_queries.save_endpoint,
+        endpoint_id,
+        company_id,
+        "subscription",
+        settings,
+        now_us(),
     )
 
 
-async def emit(lassod, company_id: str, endpoint_id: str, name: str = "test.event") -> list:
+async def emit(
+    lassod, company_id: str, endpoint_id: str, name: str = "test.event"
+) -> list:
     """Emit an event to one endpoint and wake the scheduler, as handlers do."""
     body = orjson.dumps({"event": name, "data": {"n": 1}})
     queued = await lassod.daemon.database.transaction(
@@ -60,11 +67,15 @@ async def get_endpoint(lassod, endpoint_id: str):
     return await lassod.daemon.database.read(endpoint_queries.get_endpoint, endpoint_id)
 
 
-async def wait_for_status(lassod, key, delivery_id: str, status: str, timeout_s: float = 10.0):
+async def wait_for_status(
+    lassod, key, delivery_id: str, status: str, timeout_s: float = 10.0
+):
     found: dict[str, Any] = {}
 
     async def reached() -> bool:
-        code, body = await lassod.request("GET", f"/api/v1/deliveries/{delivery_id}", key)
+        code, body = await lassod.request(
+            "GET", f"/api/v1/deliveries/{delivery_id}", key
+        )
         assert code == 200, body
         found.update(body)
         return body["status"] == status

@@ -15,7 +15,9 @@ from tests.delivery_helpers import complete, create_table, wait_for_status
 async def run_cli(tmp_path: Path, *args: str) -> tuple[int, str, str]:
     """Run `python -m lassod ARGS` on tmp_path/lassod.db; return (code, stdout, stderr)."""
     environ = {
-        name: value for name, value in os.environ.items() if not name.startswith("LASSOD_")
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("LASSOD_")
     }
     environ["LASSOD_DATABASE_PATH"] = str(tmp_path / "lassod.db")
     environ["LASSOD_LOG_FORMAT"] = "json"
@@ -92,13 +94,17 @@ async def test_deliveries_list_show_redeliver(lassod, tmp_path, make_receiver):
     fields = line.split("\t")
     assert fields[0] == delivery_id
     assert fields[2:6] == ["succeeded", "table.completed", table["id"], "1"]
-    _, output, _ = await run_cli(tmp_path, "deliveries", "list", "--status", "abandoned")
+    _, output, _ = await run_cli(
+        tmp_path, "deliveries", "list", "--status", "abandoned"
+    )
     assert output == ""
     _, output, _ = await run_cli(tmp_path, "deliveries", "list", "--company", "globex")
     assert output == ""
     code, output, _ = await run_cli(tmp_path, "deliveries", "list", "--company", "acme")
     assert output.split("\t")[0] == delivery_id
-    code, _, message = await run_cli(tmp_path, "deliveries", "list", "--company", "nobody")
+    code, _, message = await run_cli(
+        tmp_path, "deliveries", "list", "--company", "nobody"
+    )
     assert code == 1
     assert "nobody" in message
 
@@ -151,7 +157,9 @@ async def test_external_delivery_inside_window_is_sent(lassod, tmp_path, make_re
         assert loop.time() - queued_at < 2.0
 
     async def all_succeeded() -> bool:
-        _, body = await lassod.request("GET", "/api/v1/deliveries?status=succeeded", key)
+        _, body = await lassod.request(
+            "GET", "/api/v1/deliveries?status=succeeded", key
+        )
         return body["pagination"]["total"] == 3
 
     await eventually(all_succeeded)

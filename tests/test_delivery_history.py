@@ -55,7 +55,9 @@ async def test_show_lists_every_attempt(lassod, make_receiver):
 async def test_pending_retry_shows_next_attempt(start_lassod, tmp_path, make_receiver):
     from tests.conftest import make_settings
 
-    lassod = await start_lassod(make_settings(tmp_path, delivery={"retry_delays_s": (60.0,)}))
+    lassod = await start_lassod(
+        make_settings(tmp_path, delivery={"retry_delays_s": (60.0,)})
+    )
     receiver = await make_receiver(always(500))
     key = await lassod.new_key()
     table = await create_table(lassod, key, webhook_url=receiver.url)
@@ -140,7 +142,9 @@ async def test_other_company_sees_nothing(lassod, make_receiver):
     [item] = (await deliveries_of(lassod, acme))["data"]
 
     assert (await deliveries_of(lassod, globex))["data"] == []
-    status, body = await lassod.request("GET", f"/api/v1/deliveries/{item['id']}", globex)
+    status, body = await lassod.request(
+        "GET", f"/api/v1/deliveries/{item['id']}", globex
+    )
     assert status == 404
     assert body["error_type"] == "not_found"
     status, _ = await lassod.request(
@@ -162,7 +166,9 @@ async def test_other_company_sees_nothing(lassod, make_receiver):
 async def test_redeliver_sends_same_event_again(lassod, make_receiver):
     receiver = await make_receiver()
     key = await lassod.new_key()
-    table = await create_table(lassod, key, webhook_url=receiver.url, webhook_secret="s3cret")
+    table = await create_table(
+        lassod, key, webhook_url=receiver.url, webhook_secret="s3cret"
+    )
     await complete(lassod, key, table["id"])
     [original] = (await deliveries_of(lassod, key))["data"]
     await wait_for_status(lassod, key, original["id"], "succeeded")
@@ -204,7 +210,9 @@ async def test_redeliver_abandoned_gets_fresh_schedule(lassod, make_receiver):
 
 async def test_redeliver_unknown_is_404(lassod):
     key = await lassod.new_key()
-    status, body = await lassod.request("POST", "/api/v1/deliveries/dlv_nope/redeliver", key)
+    status, body = await lassod.request(
+        "POST", "/api/v1/deliveries/dlv_nope/redeliver", key
+    )
     assert status == 404
     assert "dlv_nope" in body["message"]
 
@@ -244,10 +252,14 @@ async def test_table_redeliver_queues_each_abandoned_event_once(lassod, make_rec
     for delivery_id in body["delivery_ids"]:
         await wait_for_status(lassod, key, delivery_id, "succeeded")
     assert len(receiver.received) == before + 3
-    event_ids = {item.headers["X-Lasso-Event-Id"] for item in receiver.received[before:]}
+    event_ids = {
+        item.headers["X-Lasso-Event-Id"] for item in receiver.received[before:]
+    }
     assert len(event_ids) == 3
 
-    status, again = await lassod.request("POST", path, key, json={"since": window_start})
+    status, again = await lassod.request(
+        "POST", path, key, json={"since": window_start}
+    )
     assert status == 202
     assert again["queued"] == 0
     status, everything = await lassod.request(

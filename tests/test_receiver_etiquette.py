@@ -89,7 +89,9 @@ async def test_retry_after_ignored_on_500(start_lassod, tmp_path, make_receiver)
     assert waited < 1.0
 
 
-async def test_gone_abandons_table_delivery_at_once(lassod, make_receiver, captured_logs):
+async def test_gone_abandons_table_delivery_at_once(
+    lassod, make_receiver, captured_logs
+):
     receiver = await make_receiver(always(410))
     key = await lassod.new_key()
     table = await create_table(lassod, key, webhook_url=receiver.url)
@@ -126,7 +128,9 @@ async def test_gone_deactivates_subscription(lassod, make_receiver, captured_log
     endpoint = await get_endpoint(lassod, "sub_gone")
     assert endpoint.disabled_reason == "receiver answered 410 Gone"
     assert endpoint.disabled_ms is not None
-    [warning] = [entry for entry in captured_logs if entry["event"] == "subscription_deactivated"]
+    [warning] = [
+        entry for entry in captured_logs if entry["event"] == "subscription_deactivated"
+    ]
     assert warning["log_level"] == "warning"
     assert warning["subscription_id"] == "sub_gone"
 
@@ -154,7 +158,9 @@ async def test_failing_subscription_deactivated(
     [queued] = await emit(lassod, company, "sub_failing")
 
     detail = await wait_for_status(lassod, key, queued.delivery_id, "abandoned")
-    assert detail["reason"].startswith("subscription deactivated: every attempt failed since")
+    assert detail["reason"].startswith(
+        "subscription deactivated: every attempt failed since"
+    )
     endpoint = await get_endpoint(lassod, "sub_failing")
     assert not endpoint.active
     assert endpoint.disabled_reason.startswith("every attempt failed since ")
@@ -163,7 +169,9 @@ async def test_failing_subscription_deactivated(
     count = len(receiver.received)
     await asyncio.sleep(0.7)
     assert len(receiver.received) == count
-    [warning] = [entry for entry in captured_logs if entry["event"] == "subscription_deactivated"]
+    [warning] = [
+        entry for entry in captured_logs if entry["event"] == "subscription_deactivated"
+    ]
     assert warning["subscription_id"] == "sub_failing"
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
-from email.utils import format_datetime
 from datetime import datetime, timezone
+from email.utils import format_datetime
 
 import pytest
 
@@ -45,7 +45,9 @@ class TestAfterFailure:
             decision = retry.after_failure(1, NOW_MS, POLICY, jitter_sample=sample)
             assert decision.next_due_ms == NOW_MS + 30_000
 
-    @pytest.mark.parametrize(("sample", "delay_ms"), [(0.0, 24_000), (0.5, 30_000), (1.0, 36_000)])
+    @pytest.mark.parametrize(
+        ("sample", "delay_ms"), [(0.0, 24_000), (0.5, 30_000), (1.0, 36_000)]
+    )
     def test_jitter_scales_within_fraction(self, sample, delay_ms):
         policy = retry.RetryPolicy(delays_s=(30.0,), jitter=0.2)
         decision = retry.after_failure(1, NOW_MS, policy, jitter_sample=sample)
@@ -79,7 +81,9 @@ class TestFailingTooLong:
         assert not retry.failing_too_long(NOW_MS - 4_999, NOW_MS, 5.0)
 
 
-def job(kind: str = "table", number: int = 1, failing_since_ms: int | None = None) -> AttemptJob:
+def job(
+    kind: str = "table", number: int = 1, failing_since_ms: int | None = None
+) -> AttemptJob:
     return AttemptJob(
         delivery_id="dlv_1",
         company_id="cmp_1",
@@ -100,7 +104,9 @@ def job(kind: str = "table", number: int = 1, failing_since_ms: int | None = Non
     )
 
 
-SETTINGS = DeliverySettings(retry_delays_s=(30.0, 300.0), disable_after_failing_s=3600.0)
+SETTINGS = DeliverySettings(
+    retry_delays_s=(30.0, 300.0), disable_after_failing_s=3600.0
+)
 
 
 def failed(status: int, retry_after: str | None = None) -> AttemptResult:
@@ -142,24 +148,33 @@ class TestDecide:
 
     def test_long_failing_subscription_deactivated(self):
         since = NOW_MS - 3_600_000
-        outcome = outcomes.decide(job("subscription", failing_since_ms=since), failed(500), NOW_MS, SETTINGS)
+        outcome = outcomes.decide(
+            job("subscription", failing_since_ms=since), failed(500), NOW_MS, SETTINGS
+        )
         assert outcome.delivery_status == "pending"
         assert outcome.deactivate_reason.startswith("every attempt failed since ")
         assert outcome.deactivate_if_failing_since_ms == since
 
     def test_short_failing_subscription_kept(self):
         since = NOW_MS - 3_599_000
-        outcome = outcomes.decide(job("subscription", failing_since_ms=since), failed(500), NOW_MS, SETTINGS)
+        outcome = outcomes.decide(
+            job("subscription", failing_since_ms=since), failed(500), NOW_MS, SETTINGS
+        )
         assert outcome.deactivate_reason is None
 
     def test_long_failing_table_kept(self):
-        outcome = outcomes.decide(job("table", failing_since_ms=0), failed(500), NOW_MS, SETTINGS)
+        outcome = outcomes.decide(
+            job("table", failing_since_ms=0), failed(500), NOW_MS, SETTINGS
+        )
         assert outcome.deactivate_reason is None
 
 
 class TestRotate:
     def test_changed_secret_keeps_old_for_grace(self):
-        assert signing.rotate("old", (None, None), "new", NOW_MS, 1000) == ("old", NOW_MS + 1000)
+        assert signing.rotate("old", (None, None), "new", NOW_MS, 1000) == (
+            "old",
+            NOW_MS + 1000,
+        )
 
     def test_same_secret_keeps_previous(self):
         assert signing.rotate("s", ("p", 5), "s", NOW_MS, 1000) == ("p", 5)

@@ -82,9 +82,7 @@ async def test_whsec_secret_is_used_decoded(lassod, make_receiver):
     Webhook(WHSEC).verify(item.body, item.headers)
 
 
-async def test_replay_older_than_tolerance_rejected(
-    lassod, make_receiver, monkeypatch
-):
+async def test_replay_older_than_tolerance_rejected(lassod, make_receiver, monkeypatch):
     receiver = await make_receiver(verifying(Webhook(WHSEC)))
     key = await lassod.new_key()
     [delivery_id] = await deliver_tables(lassod, key, receiver.url, WHSEC, 1)
@@ -106,21 +104,32 @@ async def test_replay_older_than_tolerance_rejected(
         for name, value in original.headers.items()
         if name.lower() not in ("host", "content-length")
     }
-    async with aiohttp.ClientSession() as session:
-        async with session.post(receiver.url, data=original.body, headers=replay_headers) as answer:
-            assert answer.status == 401
-            assert "too old" in await answer.text()
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            receiver.url, data=original.body, headers=replay_headers
+        ) as response,
+    ):
+        assert response.status == 401
+        assert "too old" in await response.text()
 
 
-async def test_both_secrets_verify_during_rotation(start_lassod, tmp_path, make_receiver):
+async def test_both_secrets_verify_during_rotation(
+    start_lassod, tmp_path, make_receiver
+):
     lassod = await start_lassod(
         make_settings(tmp_path, delivery={"secret_rotation_grace_s": 1.5})
     )
     receiver = await make_receiver()
     key = await lassod.new_key()
-    table = await create_table(lassod, key, webhook_url=receiver.url, webhook_secret=WHSEC)
+    table = await create_table(
+        lassod, key, webhook_url=receiver.url, webhook_secret=WHSEC
+    )
     status, _ = await lassod.request(
-        "PATCH", f"/api/v1/tables/{table['id']}", key, json={"webhook_secret": NEW_WHSEC}
+        "PATCH",
+        f"/api/v1/tables/{table['id']}",
+        key,
+        json={"webhook_secret": NEW_WHSEC},
     )
     assert status == 200
     await complete(lassod, key, table["id"])
@@ -130,12 +139,14 @@ async def test_both_secrets_verify_during_rotation(start_lassod, tmp_path, make_
     Webhook(WHSEC).verify(item.body, item.headers)
     Webhook(NEW_WHSEC).verify(item.body, item.headers)
     assert item.headers["X-Lasso-Signature"] == lasso_signature(NEW_WHSEC, item.body)
-    assert item.headers["X-Lasso-Signature-Previous"] == lasso_signature(WHSEC, item.body)
+    assert item.headers["X-Lasso-Signature-Previous"] == lasso_signature(
+        WHSEC, item.body
+    )
 
     # After the grace period only the new secret signs.
     await asyncio.sleep(1.6)
     _, listing = await lassod.request("GET", "/api/v1/deliveries", key)
-    status, copy = await lassod.request(
+    status, _ = await lassod.request(
         "POST", f"/api/v1/deliveries/{listing['data'][0]['id']}/redeliver", key
     )
     assert status == 201

@@ -99,7 +99,16 @@ def insert_delivery(
         "INSERT INTO deliveries (id, event_id, company_id, endpoint_id, status,"
         " next_due_ms, created_ms, updated_ms, redelivery_of)"
         " VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
-        (delivery_id, event_id, company_id, endpoint_id, due_ms, due_ms, due_ms, redelivery_of),
+        (
+            delivery_id,
+            event_id,
+            company_id,
+            endpoint_id,
+            due_ms,
+            due_ms,
+            due_ms,
+            redelivery_of,
+        ),
     )
     return QueuedDelivery(due_ms, delivery_id)
 
@@ -196,7 +205,11 @@ def begin_attempts(
 
 
 def _close_delivery(
-    connection: sqlite3.Connection, delivery_id: str, status: str, reason: str, now_ms: int
+    connection: sqlite3.Connection,
+    delivery_id: str,
+    status: str,
+    reason: str,
+    now_ms: int,
 ) -> None:
     connection.execute(
         "UPDATE deliveries SET status = ?, next_due_ms = NULL, reason = ?, updated_ms = ?"
@@ -293,7 +306,10 @@ class Requeue:
 
 
 def redeliver(
-    connection: sqlite3.Connection, company_id: str | None, delivery_id: str, now_ms: int
+    connection: sqlite3.Connection,
+    company_id: str | None,
+    delivery_id: str,
+    now_ms: int,
 ) -> Requeue:
     """Queue a new delivery of the same event to the same endpoint, due now.
 

@@ -48,7 +48,9 @@ class Deactivation:
     abandoned: int
 
 
-def get_endpoint(connection: sqlite3.Connection, endpoint_id: str) -> EndpointRow | None:
+def get_endpoint(
+    connection: sqlite3.Connection, endpoint_id: str
+) -> EndpointRow | None:
     row = connection.execute(
         "SELECT id, company_id, kind, url, secret, previous_secret,"
         " previous_secret_until_ms, auth_header_name, auth_header_value, active,"
@@ -123,7 +125,11 @@ def apply_outcomes(
     connection.executemany(
         "UPDATE endpoints SET failing_since_ms = NULL"
         " WHERE id = ? AND failing_since_ms IS NOT NULL",
-        [(item.endpoint_id,) for item in outcomes if item.attempt_outcome == "succeeded"],
+        [
+            (item.endpoint_id,)
+            for item in outcomes
+            if item.attempt_outcome == "succeeded"
+        ],
     )
     connection.executemany(
         "UPDATE endpoints SET failing_since_ms = ?"

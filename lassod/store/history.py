@@ -135,5 +135,7 @@ def get_delivery(
 
 
 def company_id_by_name(connection: sqlite3.Connection, name: str) -> str | None:
-    row = connection.execute("SELECT id FROM companies WHERE name = ?", (name,)).fetchone()
+    row = connection.execute(
+        "SELECT id FROM companies WHERE name = ?", (name,)
+    ).fetchone()
     return None if row is None else row[0]

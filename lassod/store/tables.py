@@ -198,7 +198,11 @@ def change_webhook(
 
 
 def _merged_settings(
-    current: EndpointRow | None, change: WebhookChange, url: str, now_ms: int, grace_ms: int
+    current: EndpointRow | None,
+    change: WebhookChange,
+    url: str,
+    now_ms: int,
+    grace_ms: int,
 ) -> EndpointSettings:
     secret = current.secret if current is not None else None
     if "secret" in change.changed:
@@ -217,4 +221,6 @@ def _merged_settings(
             now_ms,
             grace_ms,
         )
-    return EndpointSettings(url, secret, previous[0], previous[1], header_name, header_value)
+    return EndpointSettings(
+        url, secret, previous[0], previous[1], header_name, header_value
+    )

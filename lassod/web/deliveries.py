@@ -32,7 +32,9 @@ async def list_deliveries(request: web.Request) -> web.Response:
 async def get_delivery(request: web.Request) -> web.Response:
     company = await company_id(request)
     delivery_id = request.match_info["delivery_id"]
-    detail = await request.app[DATABASE].read(history.get_delivery, company, delivery_id)
+    detail = await request.app[DATABASE].read(
+        history.get_delivery, company, delivery_id
+    )
     if detail is None:
         raise not_found("delivery", delivery_id)
     return json_response(deliveries.public_detail(detail))
@@ -76,7 +78,9 @@ def check_requeued(requeue: Requeue, target: str) -> None:
 
 def recovered_response(requeue: Requeue, endpoint_id: str) -> web.Response:
     """Log a recover and render its response: how many deliveries were queued."""
-    logger.info("deliveries_recovered", endpoint_id=endpoint_id, count=len(requeue.queued))
+    logger.info(
+        "deliveries_recovered", endpoint_id=endpoint_id, count=len(requeue.queued)
+    )
     return json_response(
         {
             "queued": len(requeue.queued),

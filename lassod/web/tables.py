@@ -75,15 +75,23 @@ async def change_webhook(request: web.Request) -> web.Response:
     change = tables.parse_webhook_change(await read_json(request))
     grace_s = request.app[SETTINGS].delivery.secret_rotation_grace_s
     result, table = await request.app[DATABASE].transaction(
-        table_queries.change_webhook, company, table_id, change, now_us(), round(grace_s * 1000)
+        table_queries.change_webhook,
+        company,
+        table_id,
+        change,
+        now_us(),
+        round(grace_s * 1000),
     )
     if table is None:
         raise not_found("table", table_id)
     if result == "url_required":
         raise ValidationError(
-            "webhook_url", "is required: the table has no webhook to attach these settings to"
+            "webhook_url",
+            "is required: the table has no webhook to attach these settings to",
         )
-    logger.info("table_webhook_changed", table_id=table_id, changed=sorted(change.changed))
+    logger.info(
+        "table_webhook_changed", table_id=table_id, changed=sorted(change.changed)
+    )
     return json_response(tables.public(table))
 
 
