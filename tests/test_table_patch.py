@@ -94,6 +94,11 @@ async def test_removing_webhook_cancels_pending(start_lassod, tmp_path, make_rec
     assert detail["table_id"] == table["id"]
     await asyncio.sleep(0.8)
     assert len(receiver.received) == 1
+    status, error = await lassod.request(
+        "POST", f"/api/v1/deliveries/{detail['id']}/redeliver", key
+    )
+    assert status == 409
+    assert "webhook_url" in error["message"]
 
 
 async def test_removes_auth_header_and_secret(lassod, make_receiver):
