@@ -143,7 +143,7 @@ def begin_attempts(
 ) -> list[AttemptJob]:
     """Record the start of one attempt for each delivery still pending.
 
-    The attempt row is written before the request is sent, so a crash
+    The attempt row is committed before the request is sent, so a crash
     mid-request leaves evidence that the attempt happened. A delivery whose
     endpoint was removed is cancelled, and one whose endpoint is inactive is
     abandoned, instead of being sent.
