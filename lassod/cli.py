@@ -1,4 +1,5 @@
-"""Command line: `lassod [--config PATH] [serve]` and `lassod keys ...`."""
+"""Command line: `lassod [--config PATH] [serve]`, `lassod keys ...` and
+`lassod deliveries ...`."""
 
 from __future__ import annotations
 
@@ -7,12 +8,16 @@ import asyncio
 import sys
 from typing import Sequence
 
-from lassod import __version__, logs
-from lassod.clock import iso_us, now_us
+import orjson
+
+from lassod import __version__, deliveries, logs
+from lassod.clock import iso_ms, iso_us, now_ms, now_us
 from lassod.config import ConfigError, Settings, load_settings
 from lassod.ids import hash_api_key, new_api_key
-from lassod.store import Database, StoreError
+from lassod.store import Database, StoreError, history
+from lassod.store import deliveries as delivery_queries
 from lassod.store import keys as key_queries
+from lassod.store.history import DeliveryFilter
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,7 +56,66 @@ def build_parser() -> argparse.ArgumentParser:
         "revoke", help="revoke an API key", description="Revoke a key by its id (from `keys list`)."
     )
     revoke.add_argument("key_id", metavar="KEY_ID", help="id of the key, such as key_0123...")
+    _add_delivery_commands(commands)
     return parser
+
+
+def _add_delivery_commands(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "deliveries",
+        help="inspect and redeliver webhook deliveries",
+        description="List, show and redeliver webhook deliveries of every company. "
+        "A redelivery is picked up by a running daemon within about a second.",
+    )
+    actions = parser.add_subparsers(
+        dest="deliveries_command", metavar="ACTION", required=True
+    )
+    listing = actions.add_parser(
+        "list",
+        help="list deliveries, newest first",
+        description="Print one tab-separated line per delivery: id, company, status, "
+        "event, endpoint, attempts, created time, next attempt time and reason.",
+    )
+    listing.add_argument(
+        "--status", choices=deliveries.STATUSES, help="only this status"
+    )
+    listing.add_argument(
+        "--company", metavar="NAME", help="only this company's deliveries"
+    )
+    listing.add_argument(
+        "--limit",
+        type=_positive_int,
+        default=50,
+        metavar="N",
+        help="print at most N deliveries (default 50)",
+    )
+    show = actions.add_parser(
+        "show",
+        help="show one delivery as JSON",
+        description="Print the delivery with its event body and every attempt as JSON.",
+    )
+    show.add_argument(
+        "delivery_id", metavar="ID", help="id of the delivery, such as dlv_0123..."
+    )
+    redeliver = actions.add_parser(
+        "redeliver",
+        help="send a delivery's event again",
+        description="Queue a new delivery of the same event to the same endpoint, due "
+        "now with a fresh retry schedule, and print its id.",
+    )
+    redeliver.add_argument(
+        "delivery_id", metavar="ID", help="id of the delivery to copy"
+    )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -64,8 +128,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in (None, "serve"):
         return _serve(settings)
     logs.configure(settings.log.level, settings.log.format, stream=sys.stderr)
+    command = _keys if args.command == "keys" else _deliveries
     try:
-        return asyncio.run(_keys(settings, args))
+        return asyncio.run(command(settings, args))
     except StoreError as error:
         print(f"lassod: {error}", file=sys.stderr)
         return 1
@@ -118,3 +183,65 @@ async def _keys(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     finally:
         await database.close()
+
+
+async def _deliveries(settings: Settings, args: argparse.Namespace) -> int:
+    database = await Database.open(settings.database.path)
+    try:
+        if args.deliveries_command == "list":
+            return await _list_deliveries(database, args)
+        if args.deliveries_command == "show":
+            detail = await database.read(history.get_delivery, None, args.delivery_id)
+            if detail is None:
+                message = f"lassod: no delivery with id {args.delivery_id!r}"
+                print(message, file=sys.stderr)
+                return 1
+            rendered = deliveries.public_detail(detail)
+            print(orjson.dumps(rendered, option=orjson.OPT_INDENT_2).decode())
+            return 0
+        return await _redeliver(database, args.delivery_id)
+    finally:
+        await database.close()
+
+
+async def _list_deliveries(database: Database, args: argparse.Namespace) -> int:
+    company_id = None
+    if args.company is not None:
+        company_id = await database.read(history.company_id_by_name, args.company)
+        if company_id is None:
+            print(f"lassod: no company named {args.company!r}", file=sys.stderr)
+            return 1
+    selection = DeliveryFilter(company_id=company_id, status=args.status)
+    rows, _ = await database.read(history.list_deliveries, selection, 0, args.limit)
+    for row in rows:
+        next_attempt = iso_ms(row.next_due_ms) if row.next_due_ms is not None else "-"
+        fields = (
+            row.id,
+            row.company_id,
+            row.status,
+            row.event_name,
+            row.endpoint_id,
+            str(row.attempt_count),
+            iso_ms(row.created_ms),
+            next_attempt,
+            row.reason or "-",
+        )
+        print("\t".join(fields))
+    return 0
+
+
+async def _redeliver(database: Database, delivery_id: str) -> int:
+    requeue = await database.transaction(
+        delivery_queries.redeliver, None, delivery_id, now_ms()
+    )
+    if requeue.result == "not_found":
+        print(f"lassod: no delivery with id {delivery_id!r}", file=sys.stderr)
+        return 1
+    if requeue.result != "queued":
+        reason = "its subscription is deactivated"
+        if requeue.result == "no_endpoint":
+            reason = "its endpoint was removed"
+        print(f"lassod: cannot redeliver {delivery_id!r}: {reason}", file=sys.stderr)
+        return 1
+    print(requeue.queued[0].delivery_id)
+    return 0

@@ -38,6 +38,16 @@ class DeliverySettings:
     max_concurrency: int = 100
     response_max_bytes: int = 64 * 1024
     response_excerpt_bytes: int = 1024
+    # Maximum delay that a receiver's Retry-After header may set for a retry.
+    retry_after_max_s: float = 3600.0
+    # Each retry delay is scaled by a random factor in [1 - j, 1 + j], so 0
+    # keeps the configured schedule exact.
+    retry_jitter: float = 0.0
+    # A catalog subscription whose attempts have all failed for this long is
+    # deactivated.
+    disable_after_failing_s: float = 5 * 24 * 3600.0
+    # After a secret changes, the old secret also signs for this long.
+    secret_rotation_grace_s: float = 24 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -138,6 +148,10 @@ CHECKS: dict[str, Any] = {
     "delivery.max_concurrency": _int_range(1, 10000),
     "delivery.response_max_bytes": _int_range(1024, 64 * 1024 * 1024),
     "delivery.response_excerpt_bytes": _int_range(0, 64 * 1024),
+    "delivery.retry_after_max_s": _number_range(0, 7 * 24 * 3600),
+    "delivery.retry_jitter": _number_range(0, 1),
+    "delivery.disable_after_failing_s": _number_range(1, 365 * 24 * 3600),
+    "delivery.secret_rotation_grace_s": _number_range(0, 30 * 24 * 3600),
     "security.allow_private_targets": _boolean,
     "log.level": _choice(*LOG_LEVELS),
     "log.format": _choice(*LOG_FORMATS),

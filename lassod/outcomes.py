@@ -2,36 +2,88 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from lassod import retry
+from lassod.clock import iso_ms
+from lassod.config import DeliverySettings
 from lassod.delivery import AttemptResult
 from lassod.store.deliveries import AttemptJob, AttemptOutcome, UnfinishedAttempt
 
+SUBSCRIPTION = "subscription"
+ALL_FAILED = "all attempts failed"
+GONE_REASON = "receiver answered 410 Gone"
+
+
+def policy(settings: DeliverySettings) -> retry.RetryPolicy:
+    return retry.RetryPolicy(
+        delays_s=settings.retry_delays_s,
+        retry_after_max_s=settings.retry_after_max_s,
+        jitter=settings.retry_jitter,
+    )
+
 
 def decide(
-    job: AttemptJob, result: AttemptResult, ended_ms: int, retry_delays_s: tuple[float, ...]
+    job: AttemptJob,
+    result: AttemptResult,
+    ended_ms: int,
+    settings: DeliverySettings,
+    jitter_sample: float = 0.5,
 ) -> AttemptOutcome:
-    """Build the outcome of a finished attempt: succeeded, retry later or abandon."""
+    """Build the outcome of a finished attempt: succeeded, retry later or abandon.
+
+    A 410 Gone abandons at once and deactivates a subscription endpoint. A
+    subscription endpoint whose attempts have all failed for
+    disable_after_failing_s is deactivated too.
+    """
     if result.succeeded:
-        return _outcome(job.delivery_id, job.number, result, "succeeded", "succeeded", None)
-    decision = retry.after_failure(job.number, ended_ms, retry_delays_s)
+        return _outcome(job, result, "succeeded", "succeeded", None)
+    if result.status_code == retry.GONE:
+        outcome = _outcome(job, result, "failed", "abandoned", None, reason=GONE_REASON)
+        if job.endpoint_kind == SUBSCRIPTION:
+            outcome = replace(outcome, deactivate_reason=GONE_REASON)
+        return outcome
+
+    retry_after_s = None
+    if result.status_code in retry.RETRY_AFTER_STATUSES:
+        retry_after_s = retry.parse_retry_after(result.retry_after, ended_ms)
+    decision = retry.after_failure(
+        job.number, ended_ms, policy(settings), retry_after_s, jitter_sample
+    )
     if decision.abandon:
-        return _outcome(
-            job.delivery_id, job.number, result, "failed", "abandoned", None,
-            reason="all attempts failed",
-        )
-    return _outcome(job.delivery_id, job.number, result, "failed", "pending", decision.next_due_ms)
+        outcome = _outcome(job, result, "failed", "abandoned", None, reason=ALL_FAILED)
+    else:
+        outcome = _outcome(job, result, "failed", "pending", decision.next_due_ms)
+    return _with_streak_check(job, outcome, ended_ms, settings.disable_after_failing_s)
+
+
+def _with_streak_check(
+    job: AttemptJob, outcome: AttemptOutcome, ended_ms: int, disable_after_s: float
+) -> AttemptOutcome:
+    if job.endpoint_kind != SUBSCRIPTION:
+        return outcome
+    since_ms = job.endpoint_failing_since_ms
+    if since_ms is None:
+        since_ms = job.started_ms
+    if not retry.failing_too_long(since_ms, ended_ms, disable_after_s):
+        return outcome
+    return replace(
+        outcome,
+        deactivate_reason=f"every attempt failed since {iso_ms(since_ms)}",
+        deactivate_if_failing_since_ms=since_ms,
+    )
 
 
 def interrupted(
-    attempt: UnfinishedAttempt, now_ms: int, timeout_s: float, retry_delays_s: tuple[float, ...]
+    attempt: UnfinishedAttempt, now_ms: int, settings: DeliverySettings
 ) -> AttemptOutcome:
     """Build the outcome of an attempt cut off by a crash or a forced stop.
 
     It counts as a failure without an answer. It ended by its timeout at the
     latest, so the retry is due that long after it started.
     """
-    ended_ms = min(now_ms, attempt.started_ms + round(timeout_s * 1000))
-    decision = retry.after_failure(attempt.number, ended_ms, retry_delays_s)
+    ended_ms = min(now_ms, attempt.started_ms + round(settings.timeout_s * 1000))
+    decision = retry.after_failure(attempt.number, ended_ms, policy(settings))
     status = "abandoned" if decision.abandon else "pending"
     return AttemptOutcome(
         delivery_id=attempt.delivery_id,
@@ -43,13 +95,12 @@ def interrupted(
         attempt_outcome="interrupted",
         delivery_status=status,
         next_due_ms=decision.next_due_ms,
-        reason="all attempts failed" if decision.abandon else None,
+        reason=ALL_FAILED if decision.abandon else None,
     )
 
 
 def _outcome(
-    delivery_id: str,
-    number: int,
+    job: AttemptJob,
     result: AttemptResult,
     attempt_outcome: str,
     delivery_status: str,
@@ -57,8 +108,8 @@ def _outcome(
     reason: str | None = None,
 ) -> AttemptOutcome:
     return AttemptOutcome(
-        delivery_id=delivery_id,
-        number=number,
+        delivery_id=job.delivery_id,
+        number=job.number,
         duration_ms=result.duration_ms,
         status_code=result.status_code,
         error_kind=result.error_kind,
@@ -67,4 +118,6 @@ def _outcome(
         delivery_status=delivery_status,
         next_due_ms=next_due_ms,
         reason=reason,
+        endpoint_id=job.endpoint_id,
+        started_ms=job.started_ms,
     )

@@ -9,6 +9,7 @@ from lassod.clock import now_ms
 from lassod.logs import logger
 from lassod.store import Database
 from lassod.store.deliveries import AttemptOutcome, record_outcomes
+from lassod.store.endpoints import Deactivation
 
 MAX_BATCH = 500
 
@@ -24,7 +25,7 @@ class OutcomeRecorder:
     def __init__(
         self,
         database: Database,
-        on_recorded: Callable[[list[AttemptOutcome]], None],
+        on_recorded: Callable[[list[AttemptOutcome], list[Deactivation]], None],
     ) -> None:
         self._database = database
         self._on_recorded = on_recorded
@@ -70,7 +71,7 @@ class OutcomeRecorder:
         while True:
             try:
                 # Shielded: a cancelled stop must not abandon a half-sent commit.
-                await asyncio.shield(
+                deactivated = await asyncio.shield(
                     self._database.transaction(record_outcomes, batch, now_ms())
                 )
                 break
@@ -81,4 +82,4 @@ class OutcomeRecorder:
                 # side: deliveries stay in flight and are retried at restart.
                 logger.exception("outcome_commit_failed", batch_size=len(batch))
                 await asyncio.sleep(1.0)
-        self._on_recorded(batch)
+        self._on_recorded(batch, deactivated)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import random
 import time
 from typing import Iterable
 
@@ -16,6 +17,7 @@ from lassod.recorder import OutcomeRecorder
 from lassod.store import Database
 from lassod.store import deliveries as queries
 from lassod.store.deliveries import AttemptJob, AttemptOutcome, QueuedDelivery
+from lassod.store.endpoints import Deactivation
 
 # The heap holds only deliveries due within this window; the rest wait in
 # SQLite and are read by index as the window moves.
@@ -23,6 +25,12 @@ HORIZON_MS = 60_000
 REFILL_LIMIT = 5_000
 # Sorts after every delivery id, so (due, _LAST_ID) covers all ids at `due`.
 _LAST_ID = "~"
+# How often the loop checks SQLite's data_version for a commit by another
+# process, such as `lassod deliveries redeliver`. A rescan starts this far
+# before the previous check, because a writer takes its time stamp before it
+# waits for the write lock (busy_timeout is 5 s).
+EXTERNAL_CHECK_INTERVAL_S = 0.5
+EXTERNAL_SLACK_MS = 10_000
 
 
 class Scheduler:
@@ -31,7 +39,9 @@ class Scheduler:
     Invariant: every pending delivery with (due, id) at or before `_cursor`
     is in the heap or in flight. Deliveries after it are read from the index
     when the window moves; new ones due within the window are pushed by
-    `notify`.
+    `notify`. Deliveries that another process inserts inside the window are
+    found by `_check_external_writes`, which rescans when SQLite's
+    data_version shows a commit from another connection.
     """
 
     def __init__(self, database: Database, sender: Sender, settings: DeliverySettings) -> None:
@@ -47,6 +57,9 @@ class Scheduler:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self.last_tick = time.monotonic()
+        self._data_version = 0
+        self._external_checked_ms = 0
+        self._external_check_due = 0.0
 
     @property
     def in_flight(self) -> int:
@@ -59,6 +72,8 @@ class Scheduler:
     async def start(self) -> None:
         """Settle attempts cut off by a crash, load the queue, start the loop."""
         await self._recover_interrupted()
+        self._data_version = await self._database.read(queries.data_version)
+        self._external_checked_ms = now_ms()
         await self._refill(now_ms())
         self._recorder.start()
         self._task = asyncio.create_task(self._run(), name="lassod-scheduler")
@@ -99,10 +114,7 @@ class Scheduler:
             return
         now = now_ms()
         settled = [
-            outcomes.interrupted(
-                attempt, now, self._settings.timeout_s, self._settings.retry_delays_s
-            )
-            for attempt in unfinished
+            outcomes.interrupted(attempt, now, self._settings) for attempt in unfinished
         ]
         await self._database.transaction(queries.record_outcomes, settled, now)
         logger.warning("interrupted_attempts_recovered", count=len(settled))
@@ -120,6 +132,28 @@ class Scheduler:
         else:
             self._cursor = (rows[-1].due_ms, rows[-1].delivery_id)
 
+    async def _check_external_writes(self, now: int) -> None:
+        """Push deliveries that other processes inserted inside the window."""
+        version = await self._database.read(queries.data_version)
+        since_ms = self._external_checked_ms - EXTERNAL_SLACK_MS
+        self._external_checked_ms = now
+        if version == self._data_version:
+            return
+        self._data_version = version
+        after = (since_ms - 1, _LAST_ID)
+        while True:
+            rows = await self._database.read(
+                queries.pending_due_after, after, self._cursor[0], REFILL_LIMIT
+            )
+            new = [row for row in rows if row.delivery_id not in self._known]
+            for row in new:
+                self._push(row.due_ms, row.delivery_id)
+            if new:
+                logger.info("external_deliveries_found", count=len(new))
+            if len(rows) < REFILL_LIMIT:
+                return
+            after = (rows[-1].due_ms, rows[-1].delivery_id)
+
     def _needs_refill(self, now: int) -> bool:
         if self._cursor[1] == _LAST_ID:
             return self._cursor[0] < now + HORIZON_MS // 2
@@ -132,6 +166,9 @@ class Scheduler:
             now = now_ms()
             if self._needs_refill(now):
                 await self._refill(now)
+            if time.monotonic() >= self._external_check_due:
+                self._external_check_due = time.monotonic() + EXTERNAL_CHECK_INTERVAL_S
+                await self._check_external_writes(now)
             free = self._settings.max_concurrency - len(self._in_flight)
             due = self._take_due(now, free)
             if due:
@@ -181,11 +218,22 @@ class Scheduler:
         except Exception:
             logger.exception("delivery_attempt_crashed", delivery_id=job.delivery_id)
             result = AttemptResult(succeeded=False, duration_ms=0, error_kind="internal_error")
-        outcome = outcomes.decide(job, result, now_ms(), self._settings.retry_delays_s)
+        outcome = outcomes.decide(
+            job, result, now_ms(), self._settings, random.random()
+        )
         self._recorder.add(outcome)
         _log_attempt(job, result, outcome)
 
-    def _on_recorded(self, batch: list[AttemptOutcome]) -> None:
+    def _on_recorded(
+        self, batch: list[AttemptOutcome], deactivated: list[Deactivation]
+    ) -> None:
+        for item in deactivated:
+            logger.warning(
+                "subscription_deactivated",
+                subscription_id=item.endpoint_id,
+                reason=item.reason,
+                abandoned_deliveries=item.abandoned,
+            )
         retried = []
         for outcome in batch:
             self._known.discard(outcome.delivery_id)

@@ -35,3 +35,23 @@ def standard_signature(secret: str, message_id: str, timestamp_s: int, body: byt
     signed = f"{message_id}.{timestamp_s}.".encode() + body
     digest = hmac.new(standard_key(secret), signed, hashlib.sha256).digest()
     return "v1," + base64.b64encode(digest).decode()
+
+
+def rotate(
+    old_secret: str | None,
+    old_previous: tuple[str | None, int | None],
+    new_secret: str | None,
+    now_ms: int,
+    grace_ms: int,
+) -> tuple[str | None, int | None]:
+    """Return (previous_secret, previous_secret_until_ms) after setting new_secret.
+
+    A changed secret keeps the old one signing for grace_ms. Only one old
+    secret is kept, so a second rotation within the grace period drops the
+    oldest. Removing the secret, or a grace of 0, keeps none.
+    """
+    if new_secret == old_secret:
+        return old_previous
+    if new_secret is None or old_secret is None or grace_ms <= 0:
+        return None, None
+    return old_secret, now_ms + grace_ms

@@ -26,6 +26,12 @@ CREATE_FIELDS = {
     "webhook_auth_header_value",
 }
 STATUS_FIELDS = {"status", "progress", "total_rows", "error_message"}
+WEBHOOK_FIELDS = {
+    "webhook_url",
+    "webhook_secret",
+    "webhook_auth_header_name",
+    "webhook_auth_header_value",
+}
 SOURCE_FIELDS = ("file_ids", "file_urls", "source_text")
 
 
@@ -39,6 +45,22 @@ class NewTable:
     webhook_secret: str | None
     auth_header_name: str | None
     auth_header_value: str | None
+
+
+@dataclass(frozen=True)
+class WebhookChange:
+    """A PATCH of a table's webhook.
+
+    Only the parts named in `changed` (url, secret, auth_header) change. A
+    changed part set to None is removed. Removing the url removes the whole
+    webhook.
+    """
+
+    changed: frozenset[str]
+    url: str | None = None
+    secret: str | None = None
+    auth_header_name: str | None = None
+    auth_header_value: str | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +133,49 @@ def parse_new_table(body: Any) -> NewTable:
         additional_context=additional_context,
         webhook_url=url,
         webhook_secret=secret,
+        auth_header_name=header_name,
+        auth_header_value=header_value,
+    )
+
+
+def parse_webhook_change(body: Any) -> WebhookChange:
+    """Check a PATCH /api/v1/tables/{id} body; raises ValidationError."""
+    body = check.ensure_object(body)
+    check.reject_unknown(body, WEBHOOK_FIELDS)
+    if not body:
+        allowed = ", ".join(sorted(WEBHOOK_FIELDS))
+        raise ValidationError("body", f"send at least one of {allowed}")
+    changed = set()
+
+    url = check.text(body, "webhook_url", max_length=check.MAX_URL_LENGTH, nullable=True)
+    if "webhook_url" in body:
+        changed.add("url")
+        if url is not None:
+            check.webhook_url("webhook_url", url)
+    secret = check.text(body, "webhook_secret", max_length=1024, nullable=True)
+    if "webhook_secret" in body:
+        changed.add("secret")
+    if ("webhook_auth_header_name" in body) != ("webhook_auth_header_value" in body):
+        missing = (
+            "webhook_auth_header_value"
+            if "webhook_auth_header_name" in body
+            else "webhook_auth_header_name"
+        )
+        raise ValidationError(
+            missing,
+            "webhook_auth_header_name and webhook_auth_header_value must be given together"
+            " (both null removes the header)",
+        )
+    header_name, header_value = check.header_pair(
+        body, "webhook_auth_header_name", "webhook_auth_header_value", nullable=True
+    )
+    if "webhook_auth_header_name" in body:
+        changed.add("auth_header")
+
+    return WebhookChange(
+        changed=frozenset(changed),
+        url=url,
+        secret=secret,
         auth_header_name=header_name,
         auth_header_value=header_value,
     )

@@ -57,13 +57,19 @@ def text(
     required: bool = False,
     max_length: int = 1000,
     allow_empty: bool = False,
+    nullable: bool = False,
 ) -> str | None:
-    """Return a string field, or None when it is absent and optional."""
+    """Return a string field, or None when it is absent and optional.
+
+    With nullable, an explicit null is accepted and returned as None too.
+    """
     if field not in body:
         if required:
             raise ValidationError(field, "is required and must be a string")
         return None
     value = body[field]
+    if value is None and nullable:
+        return None
     if not isinstance(value, str):
         raise ValidationError(field, f"must be a string, got {_json_type(value)}")
     if not value and not allow_empty:
@@ -154,11 +160,11 @@ def webhook_url(field: str, value: str) -> str:
 
 
 def header_pair(
-    body: dict[str, Any], name_field: str, value_field: str
+    body: dict[str, Any], name_field: str, value_field: str, *, nullable: bool = False
 ) -> tuple[str | None, str | None]:
     """Return a custom auth header (name, value); both or neither must be given."""
-    name = text(body, name_field, max_length=256)
-    value = text(body, value_field, max_length=MAX_HEADER_VALUE_LENGTH)
+    name = text(body, name_field, max_length=256, nullable=nullable)
+    value = text(body, value_field, max_length=MAX_HEADER_VALUE_LENGTH, nullable=nullable)
     if (name is None) != (value is None):
         raise ValidationError(
             name_field if name is None else value_field,

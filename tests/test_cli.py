@@ -67,19 +67,3 @@ def test_default_config_file_is_read(tmp_path):
 
     assert result.returncode == 2
     assert "server.port" in result.stderr
-
-
-def test_keys_list_and_revoke(tmp_path):
-    run_lassod("keys", "create", "--company", "acme", cwd=tmp_path)
-    listed = run_lassod("keys", "list", cwd=tmp_path)
-    key_id = listed.stdout.split("\t")[0]
-
-    revoked = run_lassod("keys", "revoke", key_id, cwd=tmp_path)
-    again = run_lassod("keys", "revoke", key_id, cwd=tmp_path)
-    after = run_lassod("keys", "list", cwd=tmp_path)
-
-    assert key_id.startswith("key_")
-    assert "acme" in listed.stdout
-    assert revoked.returncode == 0
-    assert again.returncode == 1
-    assert "revoked" in after.stdout

@@ -1,4 +1,4 @@
-"""Pure parts: retry policy, signing, configuration and status transitions."""
+"""Pure parts: signing, configuration and status transitions."""
 
 from __future__ import annotations
 
@@ -8,27 +8,8 @@ import hmac
 
 import pytest
 
-from lassod import retry, signing, tables
+from lassod import signing, tables
 from lassod.config import ConfigError, load_settings
-
-
-class TestRetryPolicy:
-    def test_first_retry_after_first_delay(self):
-        decision = retry.after_failure(1, 1_000, (30, 300, 1800))
-        assert decision.next_due_ms == 31_000
-
-    def test_third_retry_after_last_delay(self):
-        decision = retry.after_failure(3, 0, (30, 300, 1800))
-        assert decision.next_due_ms == 1_800_000
-
-    def test_gives_up_after_third_retry(self):
-        assert retry.after_failure(4, 0, (30, 300, 1800)).abandon
-
-    def test_fractional_delays(self):
-        assert retry.after_failure(1, 0, (0.25,)).next_due_ms == 250
-
-    def test_no_delays_means_one_attempt(self):
-        assert retry.after_failure(1, 0, ()).abandon
 
 
 class TestSigning:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from lassod.ids import new_id, new_uuid
+from lassod.store import endpoints
+from lassod.store.endpoints import Deactivation
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class AttemptJob:
     previous_secret: str | None
     auth_header_name: str | None
     auth_header_value: str | None
+    endpoint_failing_since_ms: int | None = None
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,10 @@ class AttemptOutcome:
     """The stored result of one attempt and the delivery state it leads to.
 
     attempt_outcome is succeeded, failed or interrupted; delivery_status is
-    pending (with next_due_ms), succeeded or abandoned.
+    pending (with next_due_ms), succeeded or abandoned. With endpoint_id set,
+    the outcome also moves the endpoint's failure streak, and
+    deactivate_reason deactivates a subscription endpoint: always, or only
+    while its streak began at or before deactivate_if_failing_since_ms.
     """
 
     delivery_id: str
@@ -56,6 +62,10 @@ class AttemptOutcome:
     delivery_status: str
     next_due_ms: int | None
     reason: str | None = None
+    endpoint_id: str | None = None
+    started_ms: int | None = None
+    deactivate_reason: str | None = None
+    deactivate_if_failing_since_ms: int | None = None
 
 
 @dataclass(frozen=True)
@@ -82,12 +92,23 @@ def insert_delivery(
     company_id: str,
     endpoint_id: str,
     due_ms: int,
+    redelivery_of: str | None = None,
 ) -> QueuedDelivery:
     delivery_id = new_id("dlv")
     connection.execute(
         "INSERT INTO deliveries (id, event_id, company_id, endpoint_id, status,"
-        " next_due_ms, created_ms, updated_ms) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)",
-        (delivery_id, event_id, company_id, endpoint_id, due_ms, due_ms, due_ms),
+        " next_due_ms, created_ms, updated_ms, redelivery_of)"
+        " VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
+        (
+            delivery_id,
+            event_id,
+            company_id,
+            endpoint_id,
+            due_ms,
+            due_ms,
+            due_ms,
+            redelivery_of,
+        ),
     )
     return QueuedDelivery(due_ms, delivery_id)
 
@@ -112,26 +133,42 @@ def pending_due_after(
     return [QueuedDelivery(row[0], row[1]) for row in rows]
 
 
+def data_version(connection: sqlite3.Connection) -> int:
+    """Return SQLite's data_version, which changes when another connection commits."""
+    return connection.execute("PRAGMA data_version").fetchone()[0]
+
+
 def begin_attempts(
     connection: sqlite3.Connection, delivery_ids: Iterable[str], now_ms: int
 ) -> list[AttemptJob]:
     """Record the start of one attempt for each delivery still pending.
 
     The attempt row is committed before the request is sent, so a crash
-    mid-request leaves evidence that the attempt happened.
+    mid-request leaves evidence that the attempt happened. A delivery whose
+    endpoint was removed is cancelled, and one whose endpoint is inactive is
+    abandoned, instead of being sent.
     """
     jobs = []
     for delivery_id in delivery_ids:
         row = connection.execute(
             "SELECT d.company_id, d.endpoint_id, d.attempt_count, e.id, e.name, e.body,"
             " p.kind, p.url, p.secret, p.previous_secret, p.previous_secret_until_ms,"
-            " p.auth_header_name, p.auth_header_value"
+            " p.auth_header_name, p.auth_header_value, p.id IS NOT NULL, p.active,"
+            " p.failing_since_ms"
             " FROM deliveries d JOIN events e ON e.id = d.event_id"
-            " JOIN endpoints p ON p.id = d.endpoint_id"
+            " LEFT JOIN endpoints p ON p.id = d.endpoint_id"
             " WHERE d.id = ? AND d.status = 'pending' AND d.next_due_ms IS NOT NULL",
             (delivery_id,),
         ).fetchone()
         if row is None:
+            continue
+        if not row[13] or not row[14]:
+            status, reason = (
+                ("abandoned", "endpoint is inactive")
+                if row[13]
+                else ("cancelled", "endpoint was removed")
+            )
+            _close_delivery(connection, delivery_id, status, reason, now_ms)
             continue
         number = row[2] + 1
         previous_secret = row[9] if row[10] is not None and row[10] > now_ms else None
@@ -151,6 +188,7 @@ def begin_attempts(
             previous_secret=previous_secret,
             auth_header_name=row[11],
             auth_header_value=row[12],
+            endpoint_failing_since_ms=row[15],
         )
         connection.execute(
             "INSERT INTO attempts (delivery_id, number, attempt_id, started_ms)"
@@ -166,12 +204,27 @@ def begin_attempts(
     return jobs
 
 
+def _close_delivery(
+    connection: sqlite3.Connection,
+    delivery_id: str,
+    status: str,
+    reason: str,
+    now_ms: int,
+) -> None:
+    connection.execute(
+        "UPDATE deliveries SET status = ?, next_due_ms = NULL, reason = ?, updated_ms = ?"
+        " WHERE id = ?",
+        (status, reason, now_ms, delivery_id),
+    )
+
+
 def record_outcomes(
     connection: sqlite3.Connection, outcomes: Iterable[AttemptOutcome], now_ms: int
-) -> None:
+) -> list[Deactivation]:
     """Store attempt results and move each delivery to its next state.
 
     A delivery cancelled while its attempt was in flight stays cancelled.
+    Returns the endpoints that these outcomes deactivated.
     """
     outcomes = list(outcomes)
     connection.executemany(
@@ -198,6 +251,7 @@ def record_outcomes(
             for item in outcomes
         ],
     )
+    return endpoints.apply_outcomes(connection, outcomes, now_ms)
 
 
 def unfinished_attempts(connection: sqlite3.Connection) -> list[UnfinishedAttempt]:
@@ -237,3 +291,86 @@ def emit_event(
         insert_delivery(connection, event_id, company_id, endpoint_id, now_ms)
         for endpoint_id in endpoint_ids
     ]
+
+
+@dataclass(frozen=True)
+class Requeue:
+    """The result of a redeliver or recover.
+
+    result is queued, not_found (no such delivery), no_endpoint (its target
+    was removed) or inactive (its subscription is deactivated).
+    """
+
+    result: str
+    queued: list[QueuedDelivery]
+
+
+def redeliver(
+    connection: sqlite3.Connection,
+    company_id: str | None,
+    delivery_id: str,
+    now_ms: int,
+) -> Requeue:
+    """Queue a new delivery of the same event to the same endpoint, due now.
+
+    With a company id, another company's delivery is not found. The new
+    delivery has a fresh retry schedule and names the original in
+    redelivery_of.
+    """
+    row = connection.execute(
+        "SELECT event_id, company_id, endpoint_id FROM deliveries"
+        " WHERE id = ? AND (? IS NULL OR company_id = ?)",
+        (delivery_id, company_id, company_id),
+    ).fetchone()
+    if row is None:
+        return Requeue("not_found", [])
+    state = endpoint_state(connection, row[2])
+    if state != "active":
+        return Requeue(state, [])
+    queued = insert_delivery(connection, row[0], row[1], row[2], now_ms, delivery_id)
+    return Requeue("queued", [queued])
+
+
+def recover_abandoned(
+    connection: sqlite3.Connection,
+    endpoint_id: str,
+    since_ms: int,
+    until_ms: int | None,
+    now_ms: int,
+) -> Requeue:
+    """Queue a new delivery for each event abandoned on this endpoint in the window.
+
+    The window applies to the abandoned deliveries' creation times, since_ms
+    inclusive and until_ms exclusive. An event that already has a pending or
+    succeeded delivery to the endpoint is skipped, so a second recover of the
+    same window queues nothing new.
+    """
+    state = endpoint_state(connection, endpoint_id)
+    if state != "active":
+        return Requeue(state, [])
+    rows = connection.execute(
+        "SELECT d.event_id, d.company_id, d.id FROM deliveries d"
+        " WHERE d.endpoint_id = ? AND d.status = 'abandoned' AND d.created_ms >= ?"
+        " AND (? IS NULL OR d.created_ms < ?)"
+        " AND NOT EXISTS (SELECT 1 FROM deliveries o WHERE o.event_id = d.event_id"
+        "  AND o.endpoint_id = d.endpoint_id AND o.status IN ('pending', 'succeeded'))"
+        " ORDER BY d.created_ms, d.rowid",
+        (endpoint_id, since_ms, until_ms, until_ms),
+    ).fetchall()
+    # One new delivery per event, copying its latest abandoned delivery.
+    latest = {row[0]: row for row in rows}
+    queued = [
+        insert_delivery(connection, event_id, company, endpoint_id, now_ms, original)
+        for event_id, company, original in latest.values()
+    ]
+    return Requeue("queued", queued)
+
+
+def endpoint_state(connection: sqlite3.Connection, endpoint_id: str) -> str:
+    """Return active, inactive or no_endpoint."""
+    row = connection.execute(
+        "SELECT active FROM endpoints WHERE id = ?", (endpoint_id,)
+    ).fetchone()
+    if row is None:
+        return "no_endpoint"
+    return "active" if row[0] else "inactive"

@@ -7,17 +7,21 @@ from dataclasses import dataclass
 
 import orjson
 
-from lassod import events, tables
+from lassod import events, signing, tables
 from lassod.ids import new_id
+from lassod.store import endpoints
 from lassod.store.deliveries import QueuedDelivery, emit_event
-from lassod.tables import NewTable, StatusReport, TableRow
+from lassod.store.endpoints import EndpointRow, EndpointSettings
+from lassod.tables import NewTable, StatusReport, TableRow, WebhookChange
 
 _SELECT = (
     "SELECT t.id, t.company_id, t.name, t.schema_id, t.status, t.progress, t.total_rows,"
     " t.error_message, t.created_us, t.updated_us, p.url, p.auth_header_name,"
     " p.secret IS NOT NULL,"
+    " CASE WHEN p.id IS NOT NULL THEN"
     " (SELECT d.status FROM deliveries d WHERE d.endpoint_id = t.id"
-    "  ORDER BY d.created_ms DESC, d.rowid DESC LIMIT 1),"
+    "  AND d.status != 'cancelled' ORDER BY d.created_ms DESC, d.rowid DESC LIMIT 1)"
+    " END,"
     " (SELECT MAX(d.last_attempt_ms) FROM deliveries d WHERE d.endpoint_id = t.id)"
     " FROM tables t LEFT JOIN endpoints p ON p.id = t.id"
 )
@@ -156,3 +160,67 @@ def apply_status_report(
         if queued:
             updated = get_table(connection, company_id, table_id) or updated
     return StatusChange("apply", updated, queued)
+
+
+def change_webhook(
+    connection: sqlite3.Connection,
+    company_id: str,
+    table_id: str,
+    change: WebhookChange,
+    now_us: int,
+    grace_ms: int,
+) -> tuple[str, TableRow | None]:
+    """Apply a webhook PATCH: applied, url_required or not_found.
+
+    Pending deliveries keep their place and use the new settings, because
+    each attempt reads the endpoint when it starts. Removing the webhook
+    cancels them. A changed secret keeps the old one signing for grace_ms.
+    """
+    table = get_table(connection, company_id, table_id)
+    if table is None:
+        return "not_found", None
+    current = endpoints.get_endpoint(connection, table_id)
+    now_ms = now_us // 1000
+
+    url = current.url if current is not None else None
+    if "url" in change.changed:
+        url = change.url
+    if url is None:
+        if change.secret is not None or change.auth_header_name is not None:
+            return "url_required", table
+        if current is not None:
+            endpoints.delete_endpoint(connection, table_id, "webhook removed", now_ms)
+        return "applied", get_table(connection, company_id, table_id)
+
+    settings = _merged_settings(current, change, url, now_ms, grace_ms)
+    endpoints.save_endpoint(connection, table_id, company_id, "table", settings, now_us)
+    return "applied", get_table(connection, company_id, table_id)
+
+
+def _merged_settings(
+    current: EndpointRow | None,
+    change: WebhookChange,
+    url: str,
+    now_ms: int,
+    grace_ms: int,
+) -> EndpointSettings:
+    secret = current.secret if current is not None else None
+    if "secret" in change.changed:
+        secret = change.secret
+    header_name = current.auth_header_name if current is not None else None
+    header_value = current.auth_header_value if current is not None else None
+    if "auth_header" in change.changed:
+        header_name, header_value = change.auth_header_name, change.auth_header_value
+
+    previous: tuple[str | None, int | None] = (None, None)
+    if current is not None:
+        previous = signing.rotate(
+            current.secret,
+            (current.previous_secret, current.previous_secret_until_ms),
+            secret,
+            now_ms,
+            grace_ms,
+        )
+    return EndpointSettings(
+        url, secret, previous[0], previous[1], header_name, header_value
+    )

@@ -7,7 +7,7 @@ from aiohttp import web
 from lassod.config import Settings
 from lassod.scheduler import Scheduler
 from lassod.store import Database
-from lassod.web import docs, tables
+from lassod.web import deliveries, docs, tables
 from lassod.web.errors import error_middleware
 from lassod.web.state import DATABASE, SCHEDULER, SETTINGS
 
@@ -22,4 +22,5 @@ def create_app(settings: Settings, database: Database, scheduler: Scheduler) -> 
     app[SCHEDULER] = scheduler
     app.add_routes(docs.routes)
     app.add_routes(tables.routes)
+    app.add_routes(deliveries.routes)
     return app

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from lassod import tables
-from lassod.clock import now_us
+from lassod import deliveries, tables
+from lassod.clock import now_ms, now_us
+from lassod.logs import logger
+from lassod.store import deliveries as delivery_queries
 from lassod.store import tables as table_queries
+from lassod.validation import ValidationError
 from lassod.web.common import company_id, page_of, read_json
+from lassod.web.deliveries import check_requeued, recovered_response
 from lassod.web.errors import ApiError, json_response, not_found
-from lassod.web.state import DATABASE, SCHEDULER
+from lassod.web.state import DATABASE, SCHEDULER, SETTINGS
 
 routes = web.RouteTableDef()
 
@@ -62,3 +66,46 @@ async def report_status(request: web.Request) -> web.Response:
         )
     request.app[SCHEDULER].notify(change.queued)
     return json_response(tables.public(change.table))
+
+
+@routes.patch("/api/v1/tables/{table_id}")
+async def change_webhook(request: web.Request) -> web.Response:
+    company = await company_id(request)
+    table_id = request.match_info["table_id"]
+    change = tables.parse_webhook_change(await read_json(request))
+    grace_s = request.app[SETTINGS].delivery.secret_rotation_grace_s
+    result, table = await request.app[DATABASE].transaction(
+        table_queries.change_webhook,
+        company,
+        table_id,
+        change,
+        now_us(),
+        round(grace_s * 1000),
+    )
+    if table is None:
+        raise not_found("table", table_id)
+    if result == "url_required":
+        raise ValidationError(
+            "webhook_url",
+            "is required: the table has no webhook to attach these settings to",
+        )
+    logger.info(
+        "table_webhook_changed", table_id=table_id, changed=sorted(change.changed)
+    )
+    return json_response(tables.public(table))
+
+
+@routes.post("/api/v1/tables/{table_id}/redeliver")
+async def redeliver_abandoned(request: web.Request) -> web.Response:
+    company = await company_id(request)
+    table_id = request.match_info["table_id"]
+    since_ms, until_ms = deliveries.parse_window(await read_json(request))
+    database = request.app[DATABASE]
+    if await database.read(table_queries.get_table, company, table_id) is None:
+        raise not_found("table", table_id)
+    requeue = await database.transaction(
+        delivery_queries.recover_abandoned, table_id, since_ms, until_ms, now_ms()
+    )
+    check_requeued(requeue, f"table {table_id!r}")
+    request.app[SCHEDULER].notify(requeue.queued)
+    return recovered_response(requeue, table_id)

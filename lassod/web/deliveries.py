@@ -1,0 +1,90 @@
+"""Handlers for /api/v1/deliveries: history, details and redelivery."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from lassod import deliveries
+from lassod.clock import now_ms
+from lassod.logs import logger
+from lassod.store import deliveries as delivery_queries
+from lassod.store import history
+from lassod.store.deliveries import Requeue
+from lassod.web.common import company_id, page_of
+from lassod.web.errors import ApiError, json_response, not_found
+from lassod.web.state import DATABASE, SCHEDULER
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/api/v1/deliveries")
+async def list_deliveries(request: web.Request) -> web.Response:
+    company = await company_id(request)
+    selection = deliveries.parse_filter(request.query, company)
+    page = page_of(request)
+    rows, total = await request.app[DATABASE].read(
+        history.list_deliveries, selection, page.offset, page.limit
+    )
+    return json_response(page.render([deliveries.public(row) for row in rows], total))
+
+
+@routes.get("/api/v1/deliveries/{delivery_id}")
+async def get_delivery(request: web.Request) -> web.Response:
+    company = await company_id(request)
+    delivery_id = request.match_info["delivery_id"]
+    detail = await request.app[DATABASE].read(
+        history.get_delivery, company, delivery_id
+    )
+    if detail is None:
+        raise not_found("delivery", delivery_id)
+    return json_response(deliveries.public_detail(detail))
+
+
+@routes.post("/api/v1/deliveries/{delivery_id}/redeliver")
+async def redeliver(request: web.Request) -> web.Response:
+    company = await company_id(request)
+    delivery_id = request.match_info["delivery_id"]
+    requeue = await request.app[DATABASE].transaction(
+        delivery_queries.redeliver, company, delivery_id, now_ms()
+    )
+    if requeue.result == "not_found":
+        raise not_found("delivery", delivery_id)
+    check_requeued(requeue, f"delivery {delivery_id!r}")
+    request.app[SCHEDULER].notify(requeue.queued)
+    logger.info(
+        "delivery_redelivered",
+        delivery_id=delivery_id,
+        new_delivery_id=requeue.queued[0].delivery_id,
+    )
+    detail = await request.app[DATABASE].read(
+        history.get_delivery, company, requeue.queued[0].delivery_id
+    )
+    if detail is None:
+        raise not_found("delivery", requeue.queued[0].delivery_id)
+    return json_response(deliveries.public_detail(detail), status=201)
+
+
+def check_requeued(requeue: Requeue, target: str) -> None:
+    """Raise 409 when a redeliver or recover found no active endpoint."""
+    if requeue.result == "no_endpoint":
+        raise ApiError(
+            409, f"{target} has no webhook endpoint any more; set a webhook_url first"
+        )
+    if requeue.result == "inactive":
+        raise ApiError(
+            409, f"{target} goes to a deactivated subscription; reactivate it first"
+        )
+
+
+def recovered_response(requeue: Requeue, endpoint_id: str) -> web.Response:
+    """Log a recover and render its response: how many deliveries were queued."""
+    logger.info(
+        "deliveries_recovered", endpoint_id=endpoint_id, count=len(requeue.queued)
+    )
+    return json_response(
+        {
+            "queued": len(requeue.queued),
+            "delivery_ids": [item.delivery_id for item in requeue.queued],
+        },
+        status=202,
+    )

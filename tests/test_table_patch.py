@@ -1,0 +1,208 @@
+"""PATCH /api/v1/tables/{id}: webhook settings changed while deliveries are pending."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timezone
+
+from tests.conftest import eventually, make_settings
+from tests.delivery_helpers import always, complete, create_table, wait_for_status
+
+
+async def patch(lassod, key, table_id, **body):
+    return await lassod.request("PATCH", f"/api/v1/tables/{table_id}", key, json=body)
+
+
+async def only_delivery(lassod, key) -> dict:
+    _, listing = await lassod.request("GET", "/api/v1/deliveries", key)
+    [item] = listing["data"]
+    return item
+
+
+async def test_adds_webhook_to_table_without_one(lassod, make_receiver):
+    receiver = await make_receiver(secret="added")
+    key = await lassod.new_key()
+    table = await create_table(lassod, key)
+    assert table["webhook_url"] is None
+
+    status, updated = await patch(
+        lassod, key, table["id"], webhook_url=receiver.url, webhook_secret="added"
+    )
+    assert status == 200, updated
+    assert updated["webhook_url"] == receiver.url
+    assert updated["has_webhook_secret"] is True
+    assert updated["webhook_status"] == "none"
+    await complete(lassod, key, table["id"])
+    [item] = await receiver.wait_for(1)
+    assert receiver.verified(item)
+
+
+async def test_pending_retry_goes_to_new_url(start_lassod, tmp_path, make_receiver):
+    lassod = await start_lassod(
+        make_settings(tmp_path, delivery={"retry_delays_s": (1.0,)})
+    )
+    old = await make_receiver(always(500))
+    new = await make_receiver(secret="new-secret")
+    key = await lassod.new_key()
+    table = await create_table(lassod, key, webhook_url=old.url)
+    await complete(lassod, key, table["id"])
+    await old.wait_for(1)
+
+    status, _ = await patch(
+        lassod,
+        key,
+        table["id"],
+        webhook_url=new.url,
+        webhook_secret="new-secret",
+        webhook_auth_header_name="Authorization",
+        webhook_auth_header_value="Bearer new-token",
+    )
+    assert status == 200
+    [item] = await new.wait_for(1)
+    assert new.verified(item)
+    assert item.headers["Authorization"] == "Bearer new-token"
+    assert len(old.received) == 1
+    detail = await wait_for_status(
+        lassod, key, (await only_delivery(lassod, key))["id"], "succeeded"
+    )
+    assert detail["url"] == new.url
+    assert [attempt["number"] for attempt in detail["attempts"]] == [1, 2]
+
+
+async def test_removing_webhook_cancels_pending(start_lassod, tmp_path, make_receiver):
+    lassod = await start_lassod(
+        make_settings(tmp_path, delivery={"retry_delays_s": (0.5,)})
+    )
+    receiver = await make_receiver(always(500))
+    key = await lassod.new_key()
+    table = await create_table(
+        lassod, key, webhook_url=receiver.url, webhook_secret="x"
+    )
+    await complete(lassod, key, table["id"])
+    await receiver.wait_for(1)
+
+    status, updated = await patch(lassod, key, table["id"], webhook_url=None)
+    assert status == 200, updated
+    assert updated["webhook_url"] is None
+    assert updated["has_webhook_secret"] is False
+    assert updated["webhook_status"] == "none"
+    assert updated["webhook_last_attempt_at"] is not None
+    detail = await wait_for_status(
+        lassod, key, (await only_delivery(lassod, key))["id"], "cancelled"
+    )
+    assert detail["reason"] == "webhook removed"
+    assert detail["table_id"] == table["id"]
+    await asyncio.sleep(0.8)
+    assert len(receiver.received) == 1
+    status, error = await lassod.request(
+        "POST", f"/api/v1/deliveries/{detail['id']}/redeliver", key
+    )
+    assert status == 409
+    assert "webhook_url" in error["message"]
+
+
+async def test_removes_auth_header_and_secret(lassod, make_receiver):
+    receiver = await make_receiver()
+    key = await lassod.new_key()
+    table = await create_table(
+        lassod,
+        key,
+        webhook_url=receiver.url,
+        webhook_secret="x",
+        webhook_auth_header_name="X-Token",
+        webhook_auth_header_value="abc",
+    )
+    status, updated = await patch(
+        lassod,
+        key,
+        table["id"],
+        webhook_secret=None,
+        webhook_auth_header_name=None,
+        webhook_auth_header_value=None,
+    )
+    assert status == 200, updated
+    assert updated["webhook_auth_header_name"] is None
+    assert updated["has_webhook_secret"] is False
+    assert updated["webhook_url"] == receiver.url
+    await complete(lassod, key, table["id"])
+    [item] = await receiver.wait_for(1)
+    assert "X-Token" not in item.headers
+    assert "X-Lasso-Signature" not in item.headers
+
+
+async def test_invalid_patches_name_the_field(lassod):
+    key = await lassod.new_key()
+    table = await create_table(lassod, key)
+    cases = [
+        ({}, "body"),
+        ({"name": "other"}, "name"),
+        ({"webhook_url": "ftp://example.com"}, "webhook_url"),
+        ({"webhook_url": 5}, "webhook_url"),
+        ({"webhook_secret": "x"}, "webhook_url"),
+        ({"webhook_auth_header_name": "X-Token"}, "webhook_auth_header_value"),
+        (
+            {
+                "webhook_auth_header_name": "X-Lasso-Event",
+                "webhook_auth_header_value": "v",
+            },
+            "webhook_auth_header_name",
+        ),
+    ]
+    for body, field in cases:
+        status, error = await patch(lassod, key, table["id"], **body)
+        assert status == 422, body
+        assert error["field"] == field, body
+    status, error = await lassod.request(
+        "PATCH",
+        f"/api/v1/tables/{table['id']}",
+        key,
+        data=b"{",
+        headers={"Content-Type": "application/json"},
+    )
+    assert status == 400
+
+
+async def test_other_company_cannot_patch(lassod, make_receiver):
+    acme = await lassod.new_key("acme")
+    globex = await lassod.new_key("globex")
+    table = await create_table(lassod, acme)
+    status, error = await patch(
+        lassod, globex, table["id"], webhook_url="http://127.0.0.1:9/x"
+    )
+    assert status == 404
+    assert error["error_type"] == "not_found"
+    _, unchanged = await lassod.request("GET", f"/api/v1/tables/{table['id']}", acme)
+    assert unchanged["webhook_url"] is None
+
+
+async def test_table_shows_webhook_state(start_lassod, tmp_path, make_receiver):
+    lassod = await start_lassod(
+        make_settings(tmp_path, delivery={"retry_delays_s": (0.5,)})
+    )
+    receiver = await make_receiver(always(500))
+    key = await lassod.new_key()
+    table = await create_table(lassod, key, webhook_url=receiver.url)
+    assert table["webhook_status"] == "none"
+    assert table["webhook_last_attempt_at"] is None
+    await complete(lassod, key, table["id"])
+    await receiver.wait_for(1)
+
+    async def state() -> dict:
+        _, body = await lassod.request("GET", f"/api/v1/tables/{table['id']}", key)
+        return body
+
+    async def attempted() -> bool:
+        return (await state())["webhook_last_attempt_at"] is not None
+
+    await eventually(attempted)
+    pending = await state()
+    assert pending["webhook_status"] == "pending"
+    attempted_at = datetime.fromisoformat(pending["webhook_last_attempt_at"])
+    assert abs((datetime.now(timezone.utc) - attempted_at).total_seconds()) < 5
+
+    async def abandoned() -> bool:
+        return (await state())["webhook_status"] == "abandoned"
+
+    await eventually(abandoned)
+    later = await state()
+    assert later["webhook_last_attempt_at"] > pending["webhook_last_attempt_at"]
