@@ -7,7 +7,7 @@ from aiohttp import web
 from lassod.config import Settings
 from lassod.scheduler import Scheduler
 from lassod.store import Database
-from lassod.web import tables
+from lassod.web import attributes, products, subscriptions, tables
 from lassod.web.errors import error_middleware
 from lassod.web.state import DATABASE, SCHEDULER, SETTINGS
 
@@ -21,4 +21,9 @@ def create_app(settings: Settings, database: Database, scheduler: Scheduler) -> 
     app[DATABASE] = database
     app[SCHEDULER] = scheduler
     app.add_routes(tables.routes)
+    app.add_routes(attributes.routes)
+    # Before products: /api/v1/catalog/{product_id} would also match
+    # /api/v1/catalog/webhooks.
+    app.add_routes(subscriptions.routes)
+    app.add_routes(products.routes)
     return app
