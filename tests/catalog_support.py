@@ -21,7 +21,9 @@ ALL_EVENTS = [
 async def subscribe(lassod, key, receiver, events=None, **fields) -> dict[str, Any]:
     """Create a subscription to receiver.url and give the receiver its secret."""
     body = {"url": receiver.url, "events": events or ALL_EVENTS, **fields}
-    status, subscription = await lassod.request("POST", "/api/v1/catalog/webhooks", key, json=body)
+    status, subscription = await lassod.request(
+        "POST", "/api/v1/catalog/webhooks", key, json=body
+    )
     assert status == 201, subscription
     receiver.secret = subscription["secret"]
     return subscription
@@ -29,7 +31,9 @@ async def subscribe(lassod, key, receiver, events=None, **fields) -> dict[str, A
 
 async def create_attribute(lassod, key, attribute_key, type_="text", **fields):
     body = {"key": attribute_key, "type": type_, **fields}
-    status, attribute = await lassod.request("POST", "/api/v1/attributes", key, json=body)
+    status, attribute = await lassod.request(
+        "POST", "/api/v1/attributes", key, json=body
+    )
     assert status == 201, attribute
     return attribute
 

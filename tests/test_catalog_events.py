@@ -33,9 +33,13 @@ async def test_each_event_reaches_only_its_subscribers(lassod, make_receiver):
 
     await create_attribute(lassod, key, "color")
     product = await create_product(lassod, key, attributes={"color": "red"})
-    await lassod.request("PATCH", f"/api/v1/catalog/{product['id']}", key, json={"status": "active"})
+    await lassod.request(
+        "PATCH", f"/api/v1/catalog/{product['id']}", key, json={"status": "active"}
+    )
     await lassod.request("DELETE", f"/api/v1/catalog/{product['id']}", key)
-    await lassod.request("PUT", "/api/v1/attributes/color", key, json={"label": "Colour"})
+    await lassod.request(
+        "PUT", "/api/v1/attributes/color", key, json={"label": "Colour"}
+    )
     await lassod.request("DELETE", "/api/v1/attributes/color", key)
 
     for name in names:
@@ -49,7 +53,12 @@ async def test_each_event_reaches_only_its_subscribers(lassod, make_receiver):
 async def test_product_payloads_match_api_objects(lassod, make_receiver):
     receiver = await make_receiver()
     key = await lassod.new_key()
-    await subscribe(lassod, key, receiver, events=["product.created", "product.updated", "product.deleted"])
+    await subscribe(
+        lassod,
+        key,
+        receiver,
+        events=["product.created", "product.updated", "product.deleted"],
+    )
     await create_attribute(lassod, key, "title")
     product = await create_product(
         lassod, key, schema_id="sch_9", attributes={"title": "Thé vert ☕"}
@@ -63,28 +72,58 @@ async def test_product_payloads_match_api_objects(lassod, make_receiver):
 
     created, changed, deleted = envelopes(await settle(receiver, 3))
     by_name = {envelope["event"]: envelope for envelope in (created, changed, deleted)}
-    assert by_name["product.created"]["data"] == {"product_id": product["id"], "product": product}
-    assert by_name["product.updated"]["data"] == {"product_id": product["id"], "product": updated}
-    assert by_name["product.deleted"]["data"] == {"product_id": product["id"], "product": updated}
+    assert by_name["product.created"]["data"] == {
+        "product_id": product["id"],
+        "product": product,
+    }
+    assert by_name["product.updated"]["data"] == {
+        "product_id": product["id"],
+        "product": updated,
+    }
+    assert by_name["product.deleted"]["data"] == {
+        "product_id": product["id"],
+        "product": updated,
+    }
     assert all(receiver.verified(item) for item in receiver.received)
 
 
 async def test_attribute_payloads_match_api_objects(lassod, make_receiver):
     receiver = await make_receiver()
     key = await lassod.new_key()
-    await subscribe(lassod, key, receiver, events=["attribute.created", "attribute.updated", "attribute.deleted"])
-    created = await create_attribute(lassod, key, "size", "enum", enum_values=["S", "M"])
+    await subscribe(
+        lassod,
+        key,
+        receiver,
+        events=["attribute.created", "attribute.updated", "attribute.deleted"],
+    )
+    created = await create_attribute(
+        lassod, key, "size", "enum", enum_values=["S", "M"]
+    )
     status, updated = await lassod.request(
-        "PUT", "/api/v1/attributes/size", key, json={"enum_values": ["S", "M", "L"], "is_reviewed": True}
+        "PUT",
+        "/api/v1/attributes/size",
+        key,
+        json={"enum_values": ["S", "M", "L"], "is_reviewed": True},
     )
     assert status == 200
     status, _ = await lassod.request("DELETE", "/api/v1/attributes/size", key)
     assert status == 204
 
-    by_name = {envelope["event"]: envelope for envelope in envelopes(await settle(receiver, 3))}
-    assert by_name["attribute.created"]["data"] == {"attribute_id": created["id"], "attribute": created}
-    assert by_name["attribute.updated"]["data"] == {"attribute_id": created["id"], "attribute": updated}
-    assert by_name["attribute.deleted"]["data"] == {"attribute_id": created["id"], "attribute": updated}
+    by_name = {
+        envelope["event"]: envelope for envelope in envelopes(await settle(receiver, 3))
+    }
+    assert by_name["attribute.created"]["data"] == {
+        "attribute_id": created["id"],
+        "attribute": created,
+    }
+    assert by_name["attribute.updated"]["data"] == {
+        "attribute_id": created["id"],
+        "attribute": updated,
+    }
+    assert by_name["attribute.deleted"]["data"] == {
+        "attribute_id": created["id"],
+        "attribute": updated,
+    }
     assert updated["enum_values"] == ["S", "M", "L"]
 
 
@@ -133,7 +172,11 @@ async def test_attribute_delete_cascades_to_products(lassod, make_receiver):
     assert status == 204
 
     items = await settle(receiver, 3)
-    assert sorted(event_names(items)) == ["attribute.deleted", "product.updated", "product.updated"]
+    assert sorted(event_names(items)) == [
+        "attribute.deleted",
+        "product.updated",
+        "product.updated",
+    ]
     changed = {
         envelope["data"]["product_id"]: envelope["data"]["product"]["attributes"]
         for envelope in envelopes(items)
@@ -153,7 +196,11 @@ async def test_noop_updates_emit_nothing(lassod, make_receiver):
 
     for method, path, body in [
         ("PUT", "/api/v1/attributes/color", {"label": "Color"}),
-        ("POST", "/api/v1/attributes", {"key": "color", "type": "text", "label": "Color"}),
+        (
+            "POST",
+            "/api/v1/attributes",
+            {"key": "color", "type": "text", "label": "Color"},
+        ),
         ("POST", "/api/v1/attributes/color/rename", {"new_key": "color"}),
         ("PATCH", f"/api/v1/catalog/{product['id']}", {"attributes": {"color": "red"}}),
         ("PATCH", f"/api/v1/catalog/{product['id']}", {"attributes": {"size": None}}),

@@ -6,7 +6,12 @@ import asyncio
 
 import pytest
 
-from tests.catalog_support import count_rows, create_attribute, create_product, subscribe
+from tests.catalog_support import (
+    count_rows,
+    create_attribute,
+    create_product,
+    subscribe,
+)
 
 HOOK = "http://127.0.0.1:9/hook"
 PRODUCT = "{product}"
@@ -17,13 +22,43 @@ BAD_REQUESTS = [
     ("POST", "/api/v1/attributes", {"key": "co-lor", "type": "text"}, 422, "key"),
     ("POST", "/api/v1/attributes", {"key": "fresh"}, 422, "type"),
     ("POST", "/api/v1/attributes", {"key": "fresh", "type": "colour"}, 422, "type"),
-    ("POST", "/api/v1/attributes", {"key": "fresh", "type": "enum"}, 422, "enum_values"),
-    ("POST", "/api/v1/attributes", {"key": "fresh", "type": "text", "enum_values": ["a"]}, 422, "enum_values"),
-    ("POST", "/api/v1/attributes", {"key": "fresh", "type": "tags", "tags_values": ["a", "a"]}, 422, "tags_values"),
-    ("POST", "/api/v1/attributes", {"key": "fresh", "type": "text", "colour": 1}, 422, "colour"),
+    (
+        "POST",
+        "/api/v1/attributes",
+        {"key": "fresh", "type": "enum"},
+        422,
+        "enum_values",
+    ),
+    (
+        "POST",
+        "/api/v1/attributes",
+        {"key": "fresh", "type": "text", "enum_values": ["a"]},
+        422,
+        "enum_values",
+    ),
+    (
+        "POST",
+        "/api/v1/attributes",
+        {"key": "fresh", "type": "tags", "tags_values": ["a", "a"]},
+        422,
+        "tags_values",
+    ),
+    (
+        "POST",
+        "/api/v1/attributes",
+        {"key": "fresh", "type": "text", "colour": 1},
+        422,
+        "colour",
+    ),
     ("POST", "/api/v1/attributes", {"key": "color", "type": "number"}, 422, "type"),
     ("POST", "/api/v1/attributes", {"attributes": []}, 422, "attributes"),
-    ("POST", "/api/v1/attributes", {"attributes": [{"key": "a", "type": "text"}, {"key": "a", "type": "text"}]}, 422, "attributes[1].key"),
+    (
+        "POST",
+        "/api/v1/attributes",
+        {"attributes": [{"key": "a", "type": "text"}, {"key": "a", "type": "text"}]},
+        422,
+        "attributes[1].key",
+    ),
     ("POST", "/api/v1/attributes", [1, 2], 422, "body"),
     ("PUT", "/api/v1/attributes/color", {"type": "number"}, 422, "type"),
     ("PUT", "/api/v1/attributes/color", {"key": "colour"}, 422, "key"),
@@ -35,11 +70,35 @@ BAD_REQUESTS = [
     ("DELETE", "/api/v1/attributes/missing", None, 404, None),
     ("POST", "/api/v1/catalog", {"status": "published"}, 422, "status"),
     ("POST", "/api/v1/catalog", {"attributes": ["color"]}, 422, "attributes"),
-    ("POST", "/api/v1/catalog", {"attributes": {"color": None}}, 422, "attributes.color"),
-    ("POST", "/api/v1/catalog", {"attributes": {"flavour": 1}}, 422, "attributes.flavour"),
+    (
+        "POST",
+        "/api/v1/catalog",
+        {"attributes": {"color": None}},
+        422,
+        "attributes.color",
+    ),
+    (
+        "POST",
+        "/api/v1/catalog",
+        {"attributes": {"flavour": 1}},
+        422,
+        "attributes.flavour",
+    ),
     ("POST", "/api/v1/catalog", {"id": "mine"}, 422, "id"),
-    ("PATCH", f"/api/v1/catalog/{PRODUCT}", {"expected_updated_at": "yesterday"}, 422, "expected_updated_at"),
-    ("PATCH", f"/api/v1/catalog/{PRODUCT}", {"expected_updated_at": "2026-01-01T00:00:00"}, 422, "expected_updated_at"),
+    (
+        "PATCH",
+        f"/api/v1/catalog/{PRODUCT}",
+        {"expected_updated_at": "yesterday"},
+        422,
+        "expected_updated_at",
+    ),
+    (
+        "PATCH",
+        f"/api/v1/catalog/{PRODUCT}",
+        {"expected_updated_at": "2026-01-01T00:00:00"},
+        422,
+        "expected_updated_at",
+    ),
     ("PATCH", f"/api/v1/catalog/{PRODUCT}", {"status": "gone"}, 422, "status"),
     ("PATCH", "/api/v1/catalog/no-such-product", {"status": "active"}, 404, None),
     ("GET", "/api/v1/catalog/changes?page_size=0", None, 422, "page_size"),
@@ -48,15 +107,67 @@ BAD_REQUESTS = [
     ("GET", "/api/v1/catalog/changes?cursor=%21%21", None, 422, "cursor"),
     ("GET", "/api/v1/catalog/changes?cursor=bm9jb2xvbg", None, 422, "cursor"),
     ("POST", "/api/v1/catalog/webhooks", {"events": ["product.created"]}, 422, "url"),
-    ("POST", "/api/v1/catalog/webhooks", {"url": "ftp://127.0.0.1/x", "events": ["product.created"]}, 422, "url"),
+    (
+        "POST",
+        "/api/v1/catalog/webhooks",
+        {"url": "ftp://127.0.0.1/x", "events": ["product.created"]},
+        422,
+        "url",
+    ),
     ("POST", "/api/v1/catalog/webhooks", {"url": HOOK}, 422, "events"),
     ("POST", "/api/v1/catalog/webhooks", {"url": HOOK, "events": []}, 422, "events"),
-    ("POST", "/api/v1/catalog/webhooks", {"url": HOOK, "events": ["table.completed"]}, 422, "events[0]"),
-    ("POST", "/api/v1/catalog/webhooks", {"url": HOOK, "events": ["product.created"], "auth_header_name": "X-Token"}, 422, "auth_header_value"),
-    ("POST", "/api/v1/catalog/webhooks", {"url": HOOK, "events": ["product.created"], "auth_header_name": "Host", "auth_header_value": "x"}, 422, "auth_header_name"),
-    ("POST", "/api/v1/catalog/webhooks", {"url": HOOK, "events": ["product.created"], "auth_header_name": "X-Token", "auth_header_value": "a\nb"}, 422, "auth_header_value"),
-    ("POST", "/api/v1/catalog/webhooks", {"url": HOOK, "events": ["product.created"], "active": "yes"}, 422, "active"),
-    ("PATCH", "/api/v1/catalog/webhooks/no-such-subscription", {"active": False}, 404, None),
+    (
+        "POST",
+        "/api/v1/catalog/webhooks",
+        {"url": HOOK, "events": ["table.completed"]},
+        422,
+        "events[0]",
+    ),
+    (
+        "POST",
+        "/api/v1/catalog/webhooks",
+        {"url": HOOK, "events": ["product.created"], "auth_header_name": "X-Token"},
+        422,
+        "auth_header_value",
+    ),
+    (
+        "POST",
+        "/api/v1/catalog/webhooks",
+        {
+            "url": HOOK,
+            "events": ["product.created"],
+            "auth_header_name": "Host",
+            "auth_header_value": "x",
+        },
+        422,
+        "auth_header_name",
+    ),
+    (
+        "POST",
+        "/api/v1/catalog/webhooks",
+        {
+            "url": HOOK,
+            "events": ["product.created"],
+            "auth_header_name": "X-Token",
+            "auth_header_value": "a\nb",
+        },
+        422,
+        "auth_header_value",
+    ),
+    (
+        "POST",
+        "/api/v1/catalog/webhooks",
+        {"url": HOOK, "events": ["product.created"], "active": "yes"},
+        422,
+        "active",
+    ),
+    (
+        "PATCH",
+        "/api/v1/catalog/webhooks/no-such-subscription",
+        {"active": False},
+        404,
+        None,
+    ),
     ("DELETE", "/api/v1/catalog/webhooks/no-such-subscription", None, 404, None),
 ]
 
@@ -71,7 +182,9 @@ async def catalog(lassod):
 
 
 @pytest.mark.parametrize(("method", "path", "body", "expected", "field"), BAD_REQUESTS)
-async def test_bad_request_is_rejected(lassod, catalog, method, path, body, expected, field):
+async def test_bad_request_is_rejected(
+    lassod, catalog, method, path, body, expected, field
+):
     key, product = catalog
     path = path.replace(PRODUCT, product["id"])
     status, error = await lassod.request(method, path, key, json=body)
@@ -97,14 +210,24 @@ async def test_bad_request_is_rejected(lassod, catalog, method, path, body, expe
 async def test_malformed_json_is_400(lassod, method, path):
     key = await lassod.new_key()
     status, error = await lassod.request(
-        method, path, key, data=b"{not json", headers={"Content-Type": "application/json"}
+        method,
+        path,
+        key,
+        data=b"{not json",
+        headers={"Content-Type": "application/json"},
     )
     assert status == 400
     assert error["error_type"] == "invalid_request"
 
 
 @pytest.mark.parametrize(
-    "path", ["/api/v1/attributes", "/api/v1/catalog", "/api/v1/catalog/changes", "/api/v1/catalog/webhooks"]
+    "path",
+    [
+        "/api/v1/attributes",
+        "/api/v1/catalog",
+        "/api/v1/catalog/changes",
+        "/api/v1/catalog/webhooks",
+    ],
 )
 async def test_missing_key_is_401(lassod, path):
     status, error = await lassod.request("GET", path)
@@ -118,7 +241,9 @@ async def test_bulk_upsert_of_500(lassod, make_receiver):
     await subscribe(lassod, key, receiver, events=["attribute.created"])
     items = [{"key": f"field_{number}", "type": "text"} for number in range(500)]
 
-    status, body = await lassod.request("POST", "/api/v1/attributes", key, json={"attributes": items})
+    status, body = await lassod.request(
+        "POST", "/api/v1/attributes", key, json={"attributes": items}
+    )
     assert status == 200, body
     assert body["created"] == 500
     await receiver.wait_for(500, timeout_s=20)
@@ -130,7 +255,9 @@ async def test_bulk_upsert_over_limit_stores_nothing(lassod, make_receiver):
     key = await lassod.new_key()
     items = [{"key": f"field_{number}", "type": "text"} for number in range(501)]
 
-    status, error = await lassod.request("POST", "/api/v1/attributes", key, json={"attributes": items})
+    status, error = await lassod.request(
+        "POST", "/api/v1/attributes", key, json={"attributes": items}
+    )
     assert status == 422
     assert error["field"] == "attributes"
     assert "500" in error["message"]
@@ -153,7 +280,9 @@ async def test_bulk_upsert_rolls_back_on_one_bad_item(lassod, make_receiver):
         {"key": "material", "type": "number"},
     ]
 
-    status, error = await lassod.request("POST", "/api/v1/attributes", key, json={"attributes": items})
+    status, error = await lassod.request(
+        "POST", "/api/v1/attributes", key, json={"attributes": items}
+    )
     assert status == 422
     assert error["field"] == "attributes[2].type"
     _, listing = await lassod.request("GET", "/api/v1/attributes", key)
@@ -185,7 +314,11 @@ async def test_company_isolation(lassod, make_receiver):
         ("POST", "/api/v1/attributes/color/rename", {"new_key": "stolen"}),
         ("DELETE", "/api/v1/attributes/color", None),
         ("GET", f"/api/v1/catalog/webhooks/{acme_subscription['id']}", None),
-        ("PATCH", f"/api/v1/catalog/webhooks/{acme_subscription['id']}", {"url": globex_receiver.url}),
+        (
+            "PATCH",
+            f"/api/v1/catalog/webhooks/{acme_subscription['id']}",
+            {"url": globex_receiver.url},
+        ),
         ("DELETE", f"/api/v1/catalog/webhooks/{acme_subscription['id']}", None),
     ]:
         status, _ = await lassod.request(method, path, globex, json=body)

@@ -38,9 +38,13 @@ async def test_generated_secret_shown_once(lassod, make_receiver, captured_logs)
     assert len(base64.b64decode(secret.removeprefix("whsec_"), validate=True)) == 32
     assert created["has_secret"] is True
     assert created["description"] == "Shop sync"
-    _, fetched = await lassod.request("GET", f"/api/v1/catalog/webhooks/{created['id']}", key)
+    _, fetched = await lassod.request(
+        "GET", f"/api/v1/catalog/webhooks/{created['id']}", key
+    )
     assert "secret" not in fetched
-    assert fetched == {name: value for name, value in created.items() if name != "secret"}
+    assert fetched == {
+        name: value for name, value in created.items() if name != "secret"
+    }
     _, listing = await lassod.request("GET", "/api/v1/catalog/webhooks", key)
     assert listing["data"] == [fetched]
 
@@ -62,7 +66,9 @@ async def test_given_secret_is_used(lassod, make_receiver):
     assert receiver.verified(item)
 
 
-async def test_patch_redirects_pending_retry(start_lassod, tmp_path, make_receiver):
+async def test_patch_redirects_pending_retry(
+    start_lassod, tmp_path, make_receiver, captured_logs
+):
     lassod = await start_lassod(make_settings(tmp_path, delivery=SLOW_RETRIES))
     old = await make_receiver(always_fail)
     new = await make_receiver()
@@ -94,9 +100,23 @@ async def test_patch_redirects_pending_retry(start_lassod, tmp_path, make_receiv
     assert retry.headers["Authorization"] == "Bearer new-token"
     assert new.verified(retry)
     assert len(old.received) == 1
+    [logged] = [
+        e for e in captured_logs if e["event"] == "catalog_subscription_updated"
+    ]
+    assert logged["fields"] == [
+        "auth_header_name",
+        "auth_header_value",
+        "secret",
+        "url",
+    ]
+    logs_text = json.dumps(captured_logs, default=str)
+    assert "rotated-secret" not in logs_text
+    assert "new-token" not in logs_text
 
 
-async def test_delete_cancels_pending(start_lassod, tmp_path, make_receiver):
+async def test_delete_cancels_pending(
+    start_lassod, tmp_path, make_receiver, captured_logs
+):
     lassod = await start_lassod(make_settings(tmp_path, delivery=SLOW_RETRIES))
     receiver = await make_receiver(always_fail)
     key = await lassod.new_key()
@@ -104,7 +124,9 @@ async def test_delete_cancels_pending(start_lassod, tmp_path, make_receiver):
     await create_attribute(lassod, key, "color")
     await receiver.wait_for(1)
 
-    status, _ = await lassod.request("DELETE", f"/api/v1/catalog/webhooks/{subscription['id']}", key)
+    status, _ = await lassod.request(
+        "DELETE", f"/api/v1/catalog/webhooks/{subscription['id']}", key
+    )
     assert status == 204
 
     async def cancelled() -> bool:
@@ -116,9 +138,16 @@ async def test_delete_cancels_pending(start_lassod, tmp_path, make_receiver):
         return count == 1
 
     await eventually(cancelled)
+    [logged] = [
+        e for e in captured_logs if e["event"] == "catalog_subscription_deleted"
+    ]
+    assert logged["subscription_id"] == subscription["id"]
+    assert logged["cancelled_deliveries"] == 1
     await asyncio.sleep(1.5)
     assert len(receiver.received) == 1
-    status, _ = await lassod.request("GET", f"/api/v1/catalog/webhooks/{subscription['id']}", key)
+    status, _ = await lassod.request(
+        "GET", f"/api/v1/catalog/webhooks/{subscription['id']}", key
+    )
     assert status == 404
     await create_attribute(lassod, key, "size")
     await asyncio.sleep(0.3)
@@ -135,7 +164,9 @@ async def test_patch_events_changes_fan_out(lassod, make_receiver):
         "PATCH",
         f"/api/v1/catalog/webhooks/{subscription['id']}",
         key,
-        json={"events": ["attribute.deleted", "attribute.created", "attribute.created"]},
+        json={
+            "events": ["attribute.deleted", "attribute.created", "attribute.created"]
+        },
     )
     assert status == 200
     assert updated["events"] == ["attribute.created", "attribute.deleted"]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from lassod import validation as check
 from lassod.clock import iso_us
@@ -88,7 +89,7 @@ def parse_upsert(body: Any) -> AttributeInput:
 
 
 def parse_bulk(body: dict[str, Any]) -> list[AttributeInput]:
-    """Check a {"attributes": [...]} body; field names carry the item index."""
+    """Check a {"attributes": [...]} body. Error fields name the item index."""
     check.reject_unknown(body, {"attributes"})
     items = body.get("attributes")
     if not isinstance(items, list) or not items:
@@ -104,7 +105,9 @@ def parse_bulk(body: dict[str, Any]) -> list[AttributeInput]:
         with field_prefix(f"attributes[{index}]"):
             attribute = parse_upsert(item)
             if attribute.key in seen:
-                raise ValidationError("key", f"{attribute.key!r} appears more than once")
+                raise ValidationError(
+                    "key", f"{attribute.key!r} appears more than once"
+                )
         seen.add(attribute.key)
         parsed.append(attribute)
     return parsed
@@ -139,7 +142,9 @@ def field_prefix(prefix: str) -> Iterator[None]:
 def new_state(attribute: AttributeInput) -> dict[str, Any]:
     """Return the fields of a new attribute with defaults filled in."""
     if attribute.type is None:
-        raise ValidationError("type", f"is required to create an attribute: one of {', '.join(TYPES)}")
+        raise ValidationError(
+            "type", f"is required to create an attribute: one of {', '.join(TYPES)}"
+        )
     state = {
         "key": attribute.key,
         "label": attribute.key,
@@ -155,7 +160,7 @@ def new_state(attribute: AttributeInput) -> dict[str, Any]:
 
 
 def merged_state(current: AttributeRow, attribute: AttributeInput) -> dict[str, Any]:
-    """Apply an update to an existing attribute; the type cannot change."""
+    """Apply an update to an existing attribute, whose type cannot change."""
     if attribute.type is not None and attribute.type != current.type:
         raise ValidationError(
             "type",
@@ -182,7 +187,9 @@ def differs(current: AttributeRow, state: dict[str, Any]) -> bool:
     return any(getattr(current, name) != value for name, value in state.items())
 
 
-def with_state(current: AttributeRow, state: dict[str, Any], updated_us: int) -> AttributeRow:
+def with_state(
+    current: AttributeRow, state: dict[str, Any], updated_us: int
+) -> AttributeRow:
     return dataclasses.replace(current, **state, updated_us=updated_us)
 
 
@@ -207,7 +214,9 @@ def _type_of(body: dict[str, Any]) -> str | None:
     if value is None:
         return None
     if value not in TYPES:
-        raise ValidationError("type", f"must be one of {', '.join(TYPES)}, got {value!r}")
+        raise ValidationError(
+            "type", f"must be one of {', '.join(TYPES)}, got {value!r}"
+        )
     return value
 
 
@@ -240,7 +249,8 @@ def _value_list(body: dict[str, Any], field: str) -> tuple[str, ...] | None:
     for index, item in enumerate(value):
         if not isinstance(item, str) or not item or len(item) > 1000 or "\x00" in item:
             raise ValidationError(
-                f"{field}[{index}]", "must be a non-empty string of at most 1000 characters"
+                f"{field}[{index}]",
+                "must be a non-empty string of at most 1000 characters",
             )
     if len(set(value)) != len(value):
         raise ValidationError(field, "must not contain the same value twice")

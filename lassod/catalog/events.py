@@ -24,8 +24,10 @@ EVENT_NAMES = (
 )
 
 
-def attribute_data(attribute: AttributeRow, previous_key: str | None = None) -> dict[str, Any]:
-    """Return the `data` of an attribute event; a rename adds previous_key."""
+def attribute_data(
+    attribute: AttributeRow, previous_key: str | None = None
+) -> dict[str, Any]:
+    """Return the `data` of an attribute event. A rename adds previous_key."""
     data: dict[str, Any] = {
         "attribute_id": attribute.id,
         "attribute": attributes.public(attribute),
@@ -36,5 +38,5 @@ def attribute_data(attribute: AttributeRow, previous_key: str | None = None) -> 
 
 
 def product_data(product: ProductRow) -> dict[str, Any]:
-    """Return the `data` of a product event; a delete carries the last state."""
+    """Return the `data` of a product event. A delete carries the last state."""
     return {"product_id": product.id, "product": products.public(product)}

@@ -50,7 +50,7 @@ class ProductPatch:
 
 @dataclass(frozen=True)
 class ChangesQuery:
-    """A changes-feed request: start after `after` = (updated_us, id)."""
+    """A changes-feed request: list products after `after` = (updated_us, id)."""
 
     after: tuple[int, str]
     page_size: int
@@ -63,7 +63,9 @@ def parse_new(body: Any) -> NewProduct:
     attributes = _attributes(body)
     for key, value in attributes.items():
         if value is None:
-            raise ValidationError(f"attributes.{key}", "must not be null; leave the key out")
+            raise ValidationError(
+                f"attributes.{key}", "must not be null; leave the key out"
+            )
     return NewProduct(
         schema_id=check.text(body, "schema_id", max_length=256),
         status=_status(body) or "draft",
@@ -77,15 +79,24 @@ def parse_patch(body: Any) -> ProductPatch:
     check.reject_unknown(body, PATCH_FIELDS)
     expected = check.text(body, "expected_updated_at", max_length=64)
     return ProductPatch(
-        schema_id=check.text(body, "schema_id", max_length=256) if "schema_id" in body else UNSET,
+        schema_id=check.text(body, "schema_id", max_length=256)
+        if "schema_id" in body
+        else UNSET,
         status=_status(body),
         attributes=_attributes(body),
-        expected_updated_us=None if expected is None else _instant("expected_updated_at", expected),
+        expected_updated_us=None
+        if expected is None
+        else _instant("expected_updated_at", expected),
     )
 
 
-def merge(product: ProductRow, patch: ProductPatch) -> tuple[str | None, str, dict[str, Any]]:
-    """Return (schema_id, status, attributes) after the patch; null removes a key."""
+def merge(
+    product: ProductRow, patch: ProductPatch
+) -> tuple[str | None, str, dict[str, Any]]:
+    """Return (schema_id, status, attributes) after the patch.
+
+    A null attribute value removes that key.
+    """
     attributes = dict(product.attributes)
     for key, value in patch.attributes.items():
         if value is None:
@@ -97,7 +108,7 @@ def merge(product: ProductRow, patch: ProductPatch) -> tuple[str | None, str, di
 
 
 def is_stale(product: ProductRow, patch: ProductPatch) -> bool:
-    """Whether the product changed after the instant the client last saw."""
+    """Return whether the product changed after the instant the client last saw."""
     expected = patch.expected_updated_us
     return expected is not None and product.updated_us > expected
 
@@ -112,11 +123,11 @@ def parse_changes_query(query: dict[str, str]) -> ChangesQuery:
     if cursor:
         return ChangesQuery(decode_cursor(cursor), page_size)
     since = query.get("since")
-    if since is None:
-        return ChangesQuery((-1, ""), page_size)
-    # Inclusive: a product written in the same microsecond as a previous
+    since_us = 0 if since is None else _instant("since", since)
+    # Every id sorts after "", so the feed includes products written at
+    # exactly since_us: a write in the same microsecond as a previous
     # sync_timestamp is listed again rather than missed.
-    return ChangesQuery((_instant("since", since) - 1, "~"), page_size)
+    return ChangesQuery((since_us, ""), page_size)
 
 
 def encode_cursor(product: ProductRow) -> str:
@@ -156,7 +167,9 @@ def _status(body: dict[str, Any]) -> str | None:
     if value is None:
         return None
     if value not in STATUSES:
-        raise ValidationError("status", f"must be one of {', '.join(STATUSES)}, got {value!r}")
+        raise ValidationError(
+            "status", f"must be one of {', '.join(STATUSES)}, got {value!r}"
+        )
     return value
 
 
@@ -165,7 +178,9 @@ def _attributes(body: dict[str, Any]) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise ValidationError("attributes", "must be an object of attribute key to value")
+        raise ValidationError(
+            "attributes", "must be an object of attribute key to value"
+        )
     return value
 
 

@@ -129,7 +129,9 @@ def rename_attribute(
     queued = emit_catalog_event(
         connection, company_id, events.ATTRIBUTE_UPDATED, data, updated_us
     )
-    queued += product_queries.move_attribute_values(connection, company_id, key, new_key)
+    queued += product_queries.move_attribute_values(
+        connection, company_id, key, new_key
+    )
     return AttributeChange("updated", renamed, queued)
 
 
@@ -164,7 +166,9 @@ def _insert(
         id=attribute_id, company_id=company_id, **state, created_us=now, updated_us=now
     )
     data = events.attribute_data(created)
-    queued = emit_catalog_event(connection, company_id, events.ATTRIBUTE_CREATED, data, now)
+    queued = emit_catalog_event(
+        connection, company_id, events.ATTRIBUTE_CREATED, data, now
+    )
     return AttributeChange("created", created, queued)
 
 

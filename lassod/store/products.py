@@ -122,7 +122,10 @@ def insert_product(
 
 
 def patch_product(
-    connection: sqlite3.Connection, company_id: str, product_id: str, patch: ProductPatch
+    connection: sqlite3.Connection,
+    company_id: str,
+    product_id: str,
+    patch: ProductPatch,
 ) -> ProductChange | None:
     """Merge a PATCH into a product; None when the product is unknown.
 
@@ -147,7 +150,9 @@ def delete_product(
     if current is None:
         return None
     connection.execute("DELETE FROM products WHERE id = ?", (product_id,))
-    return _emitted(connection, "deleted", current, events.PRODUCT_DELETED, write_time_us())
+    return _emitted(
+        connection, "deleted", current, events.PRODUCT_DELETED, write_time_us()
+    )
 
 
 def move_attribute_values(
@@ -171,7 +176,9 @@ def move_attribute_values(
             for name, value in current.attributes.items()
             if name != key or new_key is not None
         }
-        change = _write(connection, current, current.schema_id, current.status, attributes)
+        change = _write(
+            connection, current, current.schema_id, current.status, attributes
+        )
         queued += change.queued
     return queued
 
@@ -222,7 +229,9 @@ def _emitted(
     return ProductChange(result, product, queued)
 
 
-def _require_keys(connection: sqlite3.Connection, company_id: str, keys: list[str]) -> None:
+def _require_keys(
+    connection: sqlite3.Connection, company_id: str, keys: list[str]
+) -> None:
     """Raise ValidationError naming the first key the dictionary does not hold."""
     if not keys:
         return

@@ -10,7 +10,11 @@ import orjson
 from lassod import events
 from lassod.catalog.subscriptions import NewSubscription, SubscriptionRow
 from lassod.ids import new_uuid
-from lassod.store.deliveries import QueuedDelivery, cancel_pending_for_endpoint, emit_event
+from lassod.store.deliveries import (
+    QueuedDelivery,
+    cancel_pending_for_endpoint,
+    emit_event,
+)
 
 _SELECT = (
     "SELECT s.id, s.company_id, p.url, s.events, s.description, p.active,"
@@ -56,7 +60,9 @@ def emit_catalog_event(
     ).fetchall()
     now_ms = now_us // 1000
     body = events.build_body(name, now_ms, data)
-    return emit_event(connection, company_id, name, body, [row[0] for row in rows], now_ms)
+    return emit_event(
+        connection, company_id, name, body, [row[0] for row in rows], now_ms
+    )
 
 
 def insert_subscription(
@@ -131,7 +137,9 @@ def update_subscription(
     endpoint = {name: changes[name] for name in _ENDPOINT_COLUMNS if name in changes}
     if "active" in endpoint:
         endpoint["active"] = int(endpoint["active"])
-    subscription = {name: changes[name] for name in _SUBSCRIPTION_COLUMNS if name in changes}
+    subscription = {
+        name: changes[name] for name in _SUBSCRIPTION_COLUMNS if name in changes
+    }
     if "events" in subscription:
         subscription["events"] = orjson.dumps(list(subscription["events"])).decode()
     _update(connection, "endpoints", subscription_id, endpoint, now_us)
@@ -141,16 +149,19 @@ def update_subscription(
 
 def delete_subscription(
     connection: sqlite3.Connection, company_id: str, subscription_id: str, now_us: int
-) -> bool:
-    """Delete a subscription and cancel its pending deliveries."""
+) -> int | None:
+    """Delete a subscription and cancel its pending deliveries.
+
+    Returns how many deliveries were cancelled, or None when not found.
+    """
     if get_subscription(connection, company_id, subscription_id) is None:
-        return False
-    cancel_pending_for_endpoint(
+        return None
+    cancelled = cancel_pending_for_endpoint(
         connection, subscription_id, "subscription deleted", now_us // 1000
     )
     connection.execute("DELETE FROM subscriptions WHERE id = ?", (subscription_id,))
     connection.execute("DELETE FROM endpoints WHERE id = ?", (subscription_id,))
-    return True
+    return cancelled
 
 
 def _update(

@@ -25,7 +25,9 @@ async def upsert_attributes(request: web.Request) -> web.Response:
         changes = await database.transaction(
             attribute_queries.upsert_attributes, company, items
         )
-        request.app[SCHEDULER].notify(item for change in changes for item in change.queued)
+        request.app[SCHEDULER].notify(
+            item for change in changes for item in change.queued
+        )
         results = [change.result for change in changes]
         return json_response(
             {
@@ -36,7 +38,9 @@ async def upsert_attributes(request: web.Request) -> web.Response:
             }
         )
     item = attributes.parse_upsert(body)
-    change = await database.transaction(attribute_queries.upsert_attribute, company, item)
+    change = await database.transaction(
+        attribute_queries.upsert_attribute, company, item
+    )
     request.app[SCHEDULER].notify(change.queued)
     status = 201 if change.result == "created" else 200
     return json_response(attributes.public(change.attribute), status=status)

@@ -20,12 +20,16 @@ async def list_changes(request: web.Request) -> web.Response:
     """List products changed since a time, oldest change first, by cursor."""
     company = await company_id(request)
     query = products.parse_changes_query(dict(request.query))
-    page = await request.app[DATABASE].read(product_queries.list_changes, company, query)
+    page = await request.app[DATABASE].read(
+        product_queries.list_changes, company, query
+    )
     last = page.products[-1] if page.products else None
     return json_response(
         {
             "products": [products.public(product) for product in page.products],
-            "next_cursor": products.encode_cursor(last) if page.has_more and last else None,
+            "next_cursor": products.encode_cursor(last)
+            if page.has_more and last
+            else None,
             "has_more": page.has_more,
             "sync_timestamp": iso_us(page.sync_us),
         }
