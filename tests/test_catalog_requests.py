@@ -15,6 +15,7 @@ from tests.catalog_support import (
 
 HOOK = "http://127.0.0.1:9/hook"
 PRODUCT = "{product}"
+SUBSCRIPTION = "{subscription}"
 
 BAD_REQUESTS = [
     # (method, path, body, status, field)
@@ -169,6 +170,37 @@ BAD_REQUESTS = [
         None,
     ),
     ("DELETE", "/api/v1/catalog/webhooks/no-such-subscription", None, 404, None),
+    ("PATCH", f"/api/v1/catalog/webhooks/{SUBSCRIPTION}", {}, 422, "body"),
+    ("PATCH", f"/api/v1/catalog/webhooks/{SUBSCRIPTION}", {"url": "nope"}, 422, "url"),
+    ("PATCH", f"/api/v1/catalog/webhooks/{SUBSCRIPTION}", {"url": None}, 422, "url"),
+    (
+        "PATCH",
+        f"/api/v1/catalog/webhooks/{SUBSCRIPTION}",
+        {"events": []},
+        422,
+        "events",
+    ),
+    (
+        "PATCH",
+        f"/api/v1/catalog/webhooks/{SUBSCRIPTION}",
+        {"active": None},
+        422,
+        "active",
+    ),
+    (
+        "PATCH",
+        f"/api/v1/catalog/webhooks/{SUBSCRIPTION}",
+        {"auth_header_name": "X-Token"},
+        422,
+        "auth_header_value",
+    ),
+    (
+        "PATCH",
+        f"/api/v1/catalog/webhooks/{SUBSCRIPTION}",
+        {"secret": 42},
+        422,
+        "secret",
+    ),
 ]
 
 
@@ -178,15 +210,23 @@ async def catalog(lassod):
     await create_attribute(lassod, key, "color")
     await create_attribute(lassod, key, "size")
     product = await create_product(lassod, key, attributes={"color": "red"})
-    return key, product
+    status, subscription = await lassod.request(
+        "POST",
+        "/api/v1/catalog/webhooks",
+        key,
+        json={"url": HOOK, "events": ["product.updated"]},
+    )
+    assert status == 201
+    return key, product, subscription
 
 
 @pytest.mark.parametrize(("method", "path", "body", "expected", "field"), BAD_REQUESTS)
 async def test_bad_request_is_rejected(
     lassod, catalog, method, path, body, expected, field
 ):
-    key, product = catalog
+    key, product, subscription = catalog
     path = path.replace(PRODUCT, product["id"])
+    path = path.replace(SUBSCRIPTION, subscription["id"])
     status, error = await lassod.request(method, path, key, json=body)
 
     assert status == expected, error
@@ -196,6 +236,10 @@ async def test_bad_request_is_rejected(
         assert error["field"] == field
     _, stored = await lassod.request("GET", f"/api/v1/catalog/{product['id']}", key)
     assert stored == product
+    _, listing = await lassod.request("GET", "/api/v1/catalog/webhooks", key)
+    assert listing["data"] == [
+        {name: value for name, value in subscription.items() if name != "secret"}
+    ]
 
 
 @pytest.mark.parametrize(

@@ -161,6 +161,11 @@ def move_attribute_values(
     """Move every product's value under key to new_key, or remove it if None.
 
     Emits product.updated for each product it changes.
+
+    NOTE: every product is rewritten inside the caller's one transaction.
+    With two subscriptions, 10,000 products took 0.68 s on a 2-core Xeon,
+    and other database calls wait meanwhile, so a key in 100,000 products
+    would stall them for several seconds (an estimate from that rate).
     """
     rows = connection.execute(
         _SELECT + " WHERE company_id = ? AND EXISTS"
