@@ -7,7 +7,7 @@ from aiohttp import web
 from lassod.config import Settings
 from lassod.scheduler import Scheduler
 from lassod.store import Database
-from lassod.web import deliveries, docs, tables
+from lassod.web import attributes, deliveries, docs, products, subscriptions, tables
 from lassod.web.errors import error_middleware
 from lassod.web.state import DATABASE, SCHEDULER, SETTINGS
 
@@ -23,4 +23,9 @@ def create_app(settings: Settings, database: Database, scheduler: Scheduler) -> 
     app.add_routes(docs.routes)
     app.add_routes(tables.routes)
     app.add_routes(deliveries.routes)
+    app.add_routes(attributes.routes)
+    # Before products: /api/v1/catalog/{product_id} would also match
+    # /api/v1/catalog/webhooks.
+    app.add_routes(subscriptions.routes)
+    app.add_routes(products.routes)
     return app

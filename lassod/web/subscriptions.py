@@ -1,0 +1,102 @@
+"""Handlers for /api/v1/catalog/webhooks, the catalog webhook subscriptions."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from lassod.catalog import subscriptions
+from lassod.clock import now_us
+from lassod.logs import logger
+from lassod.store import subscriptions as subscription_queries
+from lassod.web.common import company_id, page_of, read_json
+from lassod.web.errors import json_response, not_found
+from lassod.web.state import DATABASE
+
+routes = web.RouteTableDef()
+
+
+@routes.post("/api/v1/catalog/webhooks")
+async def create_subscription(request: web.Request) -> web.Response:
+    """Create a subscription; the response is the only one showing the secret."""
+    company = await company_id(request)
+    new = subscriptions.parse_new(await read_json(request))
+    subscription = await request.app[DATABASE].transaction(
+        subscription_queries.insert_subscription, company, new, now_us()
+    )
+    logger.info(
+        "catalog_subscription_created",
+        subscription_id=subscription.id,
+        company_id=company,
+        events=list(subscription.events),
+        active=subscription.active,
+    )
+    return json_response(
+        subscriptions.public(subscription, secret=new.secret), status=201
+    )
+
+
+@routes.get("/api/v1/catalog/webhooks")
+async def list_subscriptions(request: web.Request) -> web.Response:
+    company = await company_id(request)
+    page = page_of(request)
+    rows, total = await request.app[DATABASE].read(
+        subscription_queries.list_subscriptions, company, page.offset, page.limit
+    )
+    return json_response(
+        page.render([subscriptions.public(row) for row in rows], total)
+    )
+
+
+@routes.get("/api/v1/catalog/webhooks/{subscription_id}")
+async def get_subscription(request: web.Request) -> web.Response:
+    company = await company_id(request)
+    subscription_id = request.match_info["subscription_id"]
+    subscription = await request.app[DATABASE].read(
+        subscription_queries.get_subscription, company, subscription_id
+    )
+    if subscription is None:
+        raise not_found("subscription", subscription_id)
+    return json_response(subscriptions.public(subscription))
+
+
+@routes.patch("/api/v1/catalog/webhooks/{subscription_id}")
+async def update_subscription(request: web.Request) -> web.Response:
+    company = await company_id(request)
+    subscription_id = request.match_info["subscription_id"]
+    changes = subscriptions.parse_patch(await read_json(request))
+    subscription = await request.app[DATABASE].transaction(
+        subscription_queries.update_subscription,
+        company,
+        subscription_id,
+        changes,
+        now_us(),
+    )
+    if subscription is None:
+        raise not_found("subscription", subscription_id)
+    # Field names only: the values may be a secret or an auth header value.
+    logger.info(
+        "catalog_subscription_updated",
+        subscription_id=subscription_id,
+        company_id=company,
+        fields=sorted(changes),
+    )
+    return json_response(subscriptions.public(subscription))
+
+
+@routes.delete("/api/v1/catalog/webhooks/{subscription_id}")
+async def delete_subscription(request: web.Request) -> web.Response:
+    """Delete a subscription and cancel its pending deliveries."""
+    company = await company_id(request)
+    subscription_id = request.match_info["subscription_id"]
+    cancelled = await request.app[DATABASE].transaction(
+        subscription_queries.delete_subscription, company, subscription_id, now_us()
+    )
+    if cancelled is None:
+        raise not_found("subscription", subscription_id)
+    logger.info(
+        "catalog_subscription_deleted",
+        subscription_id=subscription_id,
+        company_id=company,
+        cancelled_deliveries=cancelled,
+    )
+    return web.Response(status=204)

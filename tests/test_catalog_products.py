@@ -1,0 +1,201 @@
+"""Catalog products: merging, stale writes, write times and the changes feed."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from lassod.clock import parse_iso
+from tests.catalog_support import create_attribute, create_product
+
+
+async def setup_attributes(lassod, key):
+    for name in ("color", "size", "weight"):
+        await create_attribute(lassod, key, name)
+
+
+async def patch(lassod, key, product_id, **body):
+    return await lassod.request(
+        "PATCH", f"/api/v1/catalog/{product_id}", key, json=body
+    )
+
+
+async def test_create_defaults(lassod):
+    key = await lassod.new_key()
+    product = await create_product(lassod, key)
+
+    assert product["status"] == "draft"
+    assert product["schema_id"] is None
+    assert product["attributes"] == {}
+    assert product["created_at"] == product["updated_at"]
+    assert len(product["updated_at"]) == len("2026-01-01T00:00:00.000000Z")
+    status, fetched = await lassod.request(
+        "GET", f"/api/v1/catalog/{product['id']}", key
+    )
+    assert status == 200
+    assert fetched == product
+
+
+async def test_patch_merges_and_null_removes(lassod):
+    key = await lassod.new_key()
+    await setup_attributes(lassod, key)
+    product = await create_product(
+        lassod, key, attributes={"color": "red", "size": {"eu": 42}}
+    )
+
+    status, updated = await patch(
+        lassod,
+        key,
+        product["id"],
+        attributes={"size": None, "weight": 1.5},
+        status="active",
+    )
+    assert status == 200, updated
+    assert updated["attributes"] == {"color": "red", "weight": 1.5}
+    assert updated["status"] == "active"
+    assert updated["created_at"] == product["created_at"]
+    assert parse_iso(updated["updated_at"]) > parse_iso(product["updated_at"])
+
+
+async def test_updated_at_grows_on_every_write(lassod):
+    key = await lassod.new_key()
+    await setup_attributes(lassod, key)
+    product = await create_product(lassod, key)
+
+    seen = [parse_iso(product["updated_at"])]
+    for number in range(20):
+        status, updated = await patch(
+            lassod, key, product["id"], attributes={"weight": number}
+        )
+        assert status == 200
+        seen.append(parse_iso(updated["updated_at"]))
+    assert seen == sorted(set(seen))
+
+
+async def test_stale_write_is_rejected_untouched(lassod, make_receiver):
+    key = await lassod.new_key()
+    await setup_attributes(lassod, key)
+    product = await create_product(lassod, key, attributes={"color": "red"})
+    status, first = await patch(
+        lassod,
+        key,
+        product["id"],
+        attributes={"color": "blue"},
+        expected_updated_at=product["updated_at"],
+    )
+    assert status == 200
+
+    status, error = await patch(
+        lassod,
+        key,
+        product["id"],
+        attributes={"color": "green"},
+        expected_updated_at=product["updated_at"],
+    )
+    assert status == 409
+    assert error["code"] == "stale_write"
+    assert error["updated_at"] == first["updated_at"]
+    _, stored = await lassod.request("GET", f"/api/v1/catalog/{product['id']}", key)
+    assert stored == first
+
+
+async def test_expected_updated_at_compares_instants(lassod):
+    key = await lassod.new_key()
+    await setup_attributes(lassod, key)
+    product = await create_product(lassod, key)
+    moment = datetime.fromisoformat(product["updated_at"])
+    # The same instant written in another zone, so the strings differ.
+    same_instant = moment.astimezone(
+        timezone(timedelta(hours=5, minutes=30))
+    ).isoformat()
+    earlier = (moment - timedelta(microseconds=1)).isoformat()
+    assert same_instant != product["updated_at"]
+
+    status, error = await patch(
+        lassod, key, product["id"], status="active", expected_updated_at=earlier
+    )
+    assert status == 409
+    assert error["code"] == "stale_write"
+    status, updated = await patch(
+        lassod, key, product["id"], status="active", expected_updated_at=same_instant
+    )
+    assert status == 200, updated
+    status, error = await patch(
+        lassod, key, product["id"], status="archived", expected_updated_at=same_instant
+    )
+    assert status == 409
+    assert error["code"] == "stale_write"
+
+
+async def test_unknown_attribute_key_is_named(lassod):
+    key = await lassod.new_key()
+    await setup_attributes(lassod, key)
+    status, error = await lassod.request(
+        "POST",
+        "/api/v1/catalog",
+        key,
+        json={"attributes": {"color": "red", "flavour": "x"}},
+    )
+    assert status == 422
+    assert error["field"] == "attributes.flavour"
+    product = await create_product(lassod, key)
+    status, error = await patch(lassod, key, product["id"], attributes={"taste": 1})
+    assert status == 422
+    assert error["field"] == "attributes.taste"
+    _, listing = await lassod.request("GET", "/api/v1/catalog", key)
+    assert listing["pagination"]["total"] == 1
+
+
+async def test_changes_feed_pages_by_cursor(lassod):
+    key = await lassod.new_key()
+    await setup_attributes(lassod, key)
+    _, start = await lassod.request("GET", "/api/v1/catalog/changes", key)
+    created = [await create_product(lassod, key) for _ in range(5)]
+    # Touching the first product moves it to the end of the feed.
+    _, touched = await patch(lassod, key, created[0]["id"], status="active")
+
+    ids, cursor, pages = [], None, 0
+    while True:
+        query = f"?since={start['sync_timestamp']}&page_size=2"
+        if cursor:
+            query += f"&cursor={cursor}"
+        status, page = await lassod.request(
+            "GET", "/api/v1/catalog/changes" + query, key
+        )
+        assert status == 200, page
+        pages += 1
+        ids += [product["id"] for product in page["products"]]
+        if not page["has_more"]:
+            assert page["next_cursor"] is None
+            break
+        cursor = page["next_cursor"]
+    assert pages == 3
+    assert ids == [product["id"] for product in created[1:]] + [touched["id"]]
+
+    query = f"?since={page['sync_timestamp']}"
+    _, later = await lassod.request("GET", "/api/v1/catalog/changes" + query, key)
+    assert later["products"] == []
+    _, after_write = await patch(lassod, key, created[2]["id"], status="archived")
+    _, later = await lassod.request("GET", "/api/v1/catalog/changes" + query, key)
+    assert later["products"] == [after_write]
+
+
+async def test_changes_and_webhooks_routes_not_captured(lassod):
+    key = await lassod.new_key()
+    status, changes = await lassod.request("GET", "/api/v1/catalog/changes", key)
+    assert status == 200
+    assert set(changes) == {"products", "next_cursor", "has_more", "sync_timestamp"}
+    status, webhooks = await lassod.request("GET", "/api/v1/catalog/webhooks", key)
+    assert status == 200
+    assert webhooks["data"] == []
+
+
+async def test_delete_product(lassod):
+    key = await lassod.new_key()
+    product = await create_product(lassod, key)
+    status, _ = await lassod.request("DELETE", f"/api/v1/catalog/{product['id']}", key)
+    assert status == 204
+    status, error = await lassod.request("GET", f"/api/v1/catalog/{product['id']}", key)
+    assert status == 404
+    assert error["error_type"] == "not_found"
+    status, _ = await lassod.request("DELETE", f"/api/v1/catalog/{product['id']}", key)
+    assert status == 404
