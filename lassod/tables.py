@@ -7,6 +7,7 @@ from typing import Any
 
 from lassod import validation as check
 from lassod.clock import iso_ms, iso_us
+from lassod.config import SecuritySettings
 from lassod.validation import ValidationError
 
 STATUSES = ("queued", "processing", "completed", "failed")
@@ -68,7 +69,7 @@ class TableRow:
     webhook_last_attempt_ms: int | None
 
 
-def parse_new_table(body: Any) -> NewTable:
+def parse_new_table(body: Any, security: SecuritySettings) -> NewTable:
     """Check a POST /api/v1/tables body; raises ValidationError."""
     body = check.ensure_object(body)
     check.reject_unknown(body, CREATE_FIELDS)
@@ -92,7 +93,7 @@ def parse_new_table(body: Any) -> NewTable:
     additional_context = check.text(body, "additional_context", max_length=100_000)
     url = check.text(body, "webhook_url", max_length=check.MAX_URL_LENGTH)
     if url is not None:
-        check.webhook_url("webhook_url", url)
+        check.target_url("webhook_url", url, security)
     secret = check.text(body, "webhook_secret", max_length=1024)
     header_name, header_value = check.header_pair(
         body, "webhook_auth_header_name", "webhook_auth_header_value"

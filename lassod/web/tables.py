@@ -9,7 +9,7 @@ from lassod.clock import now_us
 from lassod.store import tables as table_queries
 from lassod.web.common import company_id, page_of, read_json
 from lassod.web.errors import ApiError, json_response, not_found
-from lassod.web.state import DATABASE, SCHEDULER
+from lassod.web.state import DATABASE, SCHEDULER, SETTINGS
 
 routes = web.RouteTableDef()
 
@@ -17,7 +17,8 @@ routes = web.RouteTableDef()
 @routes.post("/api/v1/tables")
 async def create_table(request: web.Request) -> web.Response:
     company = await company_id(request)
-    new = tables.parse_new_table(await read_json(request))
+    security = request.app[SETTINGS].security
+    new = tables.parse_new_table(await read_json(request), security)
     table = await request.app[DATABASE].transaction(
         table_queries.insert_table, company, new, now_us()
     )
