@@ -84,7 +84,7 @@ _IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _HEX = re.compile(r"0x[0-9a-f]+")
 _OCTAL = re.compile(r"0[0-7]+")
-_DECIMAL = re.compile(r"[0-9]+")
+_DECIMAL = re.compile(r"0|[1-9][0-9]*")
 
 
 def category(address: IPAddress) -> str | None:

@@ -95,12 +95,15 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 async def start_lassod() -> AsyncIterator[Callable[[Settings], Awaitable[Lassod]]]:
-    """Start lassod instances with given settings; all stop at teardown."""
+    """Start lassod instances with given settings; all stop at teardown.
+
+    Keyword options go to Daemon, such as a stub `resolver`.
+    """
     started: list[Lassod] = []
     session = aiohttp.ClientSession()
 
-    async def start(settings: Settings) -> Lassod:
-        daemon = Daemon(settings)
+    async def start(settings: Settings, **options: Any) -> Lassod:
+        daemon = Daemon(settings, **options)
         await daemon.start()
         instance = Lassod(daemon, session)
         started.append(instance)
