@@ -25,8 +25,10 @@ class ServerSettings:
     port: int = 8080
     max_body_bytes: int = 1024 * 1024
     shutdown_grace_s: float = 5.0
-    rate_limit_per_s: float = 20.0
-    rate_limit_burst: int = 40
+    # Token buckets: requests per API key, failed authentications per client
+    # address (per /64 for IPv6).
+    rate_limit_per_s: float = 50.0
+    rate_limit_burst: int = 100
     failed_auth_per_s: float = 1.0
     failed_auth_burst: int = 10
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from lassod import validation as check
@@ -37,9 +37,10 @@ class NewTable:
     source: dict[str, Any]
     additional_context: str | None
     webhook_url: str | None
-    webhook_secret: str | None
+    # Kept out of repr so that no log line or traceback shows them.
+    webhook_secret: str | None = field(repr=False)
     auth_header_name: str | None
-    auth_header_value: str | None
+    auth_header_value: str | None = field(repr=False)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable
 
 from lassod.ids import new_id, new_uuid
@@ -32,10 +32,11 @@ class AttemptJob:
     attempt_id: str
     started_ms: int
     url: str
-    secret: str | None
-    previous_secret: str | None
+    # Kept out of repr so that no log line or traceback shows them.
+    secret: str | None = field(repr=False)
+    previous_secret: str | None = field(repr=False)
     auth_header_name: str | None
-    auth_header_value: str | None
+    auth_header_value: str | None = field(repr=False)
 
 
 @dataclass(frozen=True)

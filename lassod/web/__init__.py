@@ -9,7 +9,8 @@ from lassod.scheduler import Scheduler
 from lassod.store import Database
 from lassod.web import tables
 from lassod.web.errors import error_middleware
-from lassod.web.state import DATABASE, SCHEDULER, SETTINGS
+from lassod.web.ratelimit import RateLimits
+from lassod.web.state import DATABASE, RATE_LIMITS, SCHEDULER, SETTINGS
 
 
 def create_app(settings: Settings, database: Database, scheduler: Scheduler) -> web.Application:
@@ -20,5 +21,6 @@ def create_app(settings: Settings, database: Database, scheduler: Scheduler) -> 
     app[SETTINGS] = settings
     app[DATABASE] = database
     app[SCHEDULER] = scheduler
+    app[RATE_LIMITS] = RateLimits.from_settings(settings.server)
     app.add_routes(tables.routes)
     return app

@@ -84,9 +84,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         response.headers.update(error.headers)
     except ValidationError as error:
         response = error_response(request, 422, f"{error.field}: {error.message}", {"field": error.field})
-    except web.HTTPRequestEntityTooLarge as error:
+    except web.HTTPRequestEntityTooLarge:
         response = error_response(
-            request, 413, f"request body is too large: the limit is {error.max_size} bytes"
+            request,
+            413,
+            f"request body is too large: the limit is {request.client_max_size} bytes",
         )
     except web.HTTPException as error:
         response = _http_exception_response(request, error)
