@@ -131,10 +131,14 @@ def _cidr_list(name: str, value: Any) -> tuple[str, ...]:
     networks = []
     for item in value:
         try:
+            if not isinstance(item, str):
+                raise TypeError(item)
             networks.append(str(ipaddress.ip_network(item)))
         except (TypeError, ValueError):
             raise _invalid(
-                name, value, f"{allowed}; {item!r} is not a CIDR range with host bits zero"
+                name,
+                value,
+                f"{allowed}; {item!r} is not a CIDR range with host bits zero",
             ) from None
     return tuple(networks)
 

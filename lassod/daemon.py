@@ -20,7 +20,9 @@ from lassod.web import create_app
 class Daemon:
     """One running lassod: database, scheduler and HTTP server."""
 
-    def __init__(self, settings: Settings, resolver: AbstractResolver | None = None) -> None:
+    def __init__(
+        self, settings: Settings, resolver: AbstractResolver | None = None
+    ) -> None:
         self.settings = settings
         # Replaces system DNS for outbound deliveries; tests use a stub.
         self._resolver = resolver
@@ -33,7 +35,9 @@ class Daemon:
     async def start(self) -> None:
         settings = self.settings
         self.database = await Database.open(settings.database.path)
-        self._sender = Sender.create(settings.delivery, settings.security, self._resolver)
+        self._sender = Sender.create(
+            settings.delivery, settings.security, self._resolver
+        )
         self.scheduler = Scheduler(self.database, self._sender, settings.delivery)
         await self.scheduler.start()
         app = create_app(settings, self.database, self.scheduler)

@@ -152,8 +152,11 @@ class Sender:
         )
 
     def _check_target(self, url: str) -> None:
-        """Raise BlockedTargetError for an http URL under require_https or a
-        blocked IP literal, which the connector does not pass to the resolver."""
+        """Raise BlockedTargetError for a URL the [security] settings forbid.
+
+        Covers http under require_https, and blocked IP literals, which the
+        connector never passes to the resolver.
+        """
         parsed = URL(url)
         host = parsed.raw_host or ""
         if self._security.require_https and parsed.scheme != "https":
@@ -186,7 +189,9 @@ class Sender:
         return b"".join(chunks)[:keep].decode("utf-8", errors="replace")
 
 
-def _blocked(job: AttemptJob, started: float, error: BlockedTargetError) -> AttemptResult:
+def _blocked(
+    job: AttemptJob, started: float, error: BlockedTargetError
+) -> AttemptResult:
     logger.warning(
         "delivery_target_blocked",
         delivery_id=job.delivery_id,

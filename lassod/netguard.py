@@ -40,7 +40,9 @@ METADATA_NETWORKS = tuple(
 )
 
 # Categories that allow_private_targets opens; all others need allowed_cidrs.
-PRIVATE_CATEGORIES = frozenset({"loopback", "private", "carrier_grade_nat", "link_local"})
+PRIVATE_CATEGORIES = frozenset(
+    {"loopback", "private", "carrier_grade_nat", "link_local"}
+)
 
 # Checked in order, so a narrower range listed first wins over a wider one.
 _IPV4_CATEGORIES: tuple[tuple[str, str], ...] = (

@@ -36,7 +36,9 @@ class GuardedResolver(AbstractResolver):
     literals, which is why `check_literal` exists for the Sender to call.
     """
 
-    def __init__(self, policy: AddressPolicy, inner: AbstractResolver | None = None) -> None:
+    def __init__(
+        self, policy: AddressPolicy, inner: AbstractResolver | None = None
+    ) -> None:
         self._policy = policy
         self._inner = inner
 

@@ -30,9 +30,9 @@ class Scheduler:
     """Keep due deliveries in a heap and run their attempts concurrently.
 
     Invariant: every pending delivery with (due, id) at or before `_cursor`
-    is in the heap, parked by `_admission` or in flight. Deliveries after it are read from the index
-    when the window moves; new ones due within the window are pushed by
-    `notify`.
+    is in the heap, parked by `_admission` or in flight. Deliveries after it
+    are read from the index when the window moves; new ones due within the
+    window are pushed by `notify`.
     """
 
     def __init__(self, database: Database, sender: Sender, settings: DeliverySettings) -> None:

@@ -165,7 +165,8 @@ def target_url(field: str, value: str, security: SecuritySettings) -> str:
     parts = urlsplit(value)
     if security.require_https and parts.scheme != "https":
         raise ValidationError(
-            field, f"must be an https URL because this server requires https, got {value!r}"
+            field,
+            f"must be an https URL because this server requires https, got {value!r}",
         )
     address = parse_literal_host(parts.hostname or "")
     if address is None:

@@ -28,7 +28,11 @@ async def raw_request(lassod, method, path, key=None, **options):
     async with lassod.session.request(
         method, lassod.base_url + path, headers=headers, **options
     ) as response:
-        body = await response.json() if response.content_type == "application/json" else None
+        body = (
+            await response.json()
+            if response.content_type == "application/json"
+            else None
+        )
         return response.status, response.headers, body
 
 
@@ -188,7 +192,9 @@ async def test_per_key_rate_limit(start_lassod, tmp_path):
     key = await lassod.new_key("acme")
     other = await lassod.new_key("globex")
 
-    statuses = [(await raw_request(lassod, "GET", "/api/v1/tables", key))[0] for _ in range(3)]
+    statuses = [
+        (await raw_request(lassod, "GET", "/api/v1/tables", key))[0] for _ in range(3)
+    ]
     limited = await raw_request(lassod, "GET", "/api/v1/tables", key)
     other_status, _, _ = await raw_request(lassod, "GET", "/api/v1/tables", other)
 
@@ -207,7 +213,9 @@ async def test_key_brute_force_hits_rate_limit(start_lassod, tmp_path):
 
     statuses = []
     for guess in guesses:
-        status, headers, body = await raw_request(lassod, "GET", "/api/v1/tables", guess)
+        status, headers, body = await raw_request(
+            lassod, "GET", "/api/v1/tables", guess
+        )
         statuses.append(status)
     valid_status, _, _ = await raw_request(lassod, "GET", "/api/v1/tables", valid)
 
@@ -259,11 +267,23 @@ INJECTION_FIELDS = [
     {"webhook_auth_header_name": "X-A: b", "webhook_auth_header_value": "v"},
     {"webhook_auth_header_name": "X A", "webhook_auth_header_value": "v"},
     {"webhook_auth_header_name": "Host", "webhook_auth_header_value": "evil.test"},
-    {"webhook_auth_header_name": "Transfer-Encoding", "webhook_auth_header_value": "chunked"},
+    {
+        "webhook_auth_header_name": "Transfer-Encoding",
+        "webhook_auth_header_value": "chunked",
+    },
     {"webhook_auth_header_name": "X-Lasso-Signature", "webhook_auth_header_value": "v"},
-    {"webhook_auth_header_name": "X-Token", "webhook_auth_header_value": "t\r\nX-Injected: 1"},
-    {"webhook_auth_header_name": "X-Token", "webhook_auth_header_value": "t\nX-Injected: 1"},
-    {"webhook_auth_header_name": "X-Token", "webhook_auth_header_value": "t\rX-Injected: 1"},
+    {
+        "webhook_auth_header_name": "X-Token",
+        "webhook_auth_header_value": "t\r\nX-Injected: 1",
+    },
+    {
+        "webhook_auth_header_name": "X-Token",
+        "webhook_auth_header_value": "t\nX-Injected: 1",
+    },
+    {
+        "webhook_auth_header_name": "X-Token",
+        "webhook_auth_header_value": "t\rX-Injected: 1",
+    },
     {"webhook_auth_header_name": "X-Token", "webhook_auth_header_value": "t\x00"},
     {"webhook_auth_header_name": "X-Token", "webhook_auth_header_value": "t\u2028x"},
     {"webhook_auth_header_name": "X-Token", "webhook_auth_header_value": "t\u0085x"},
@@ -292,7 +312,10 @@ async def test_encoded_crlf_in_url_stays_encoded(lassod, make_receiver):
     assert status == 201
 
     await lassod.request(
-        "POST", f"/api/v1/tables/{table['id']}/status", key, json={"status": "completed"}
+        "POST",
+        f"/api/v1/tables/{table['id']}/status",
+        key,
+        json={"status": "completed"},
     )
 
     [item] = await receiver.wait_for(1)

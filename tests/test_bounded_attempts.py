@@ -69,7 +69,9 @@ async def test_ten_megabyte_body_excerpt_kept(start_lassod, tmp_path, make_recei
         return web.Response(status=500, body=b"e" * (10 * 1024 * 1024))
 
     receiver = await make_receiver(huge)
-    settings = make_settings(tmp_path, delivery={"retry_delays_s": (), "timeout_s": 5.0})
+    settings = make_settings(
+        tmp_path, delivery={"retry_delays_s": (), "timeout_s": 5.0}
+    )
     lassod = await start_lassod(settings)
 
     await deliver(lassod, receiver.url)
@@ -84,7 +86,9 @@ async def test_ten_megabyte_body_excerpt_kept(start_lassod, tmp_path, make_recei
 async def start_trickling_server(stop: asyncio.Event) -> tuple[asyncio.Server, int]:
     """A raw HTTP server that sends its response headers one byte a second."""
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def handle(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         await reader.readuntil(b"\r\n\r\n")
         head = b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 30 + b"\r\n\r\n"
         try:
@@ -106,7 +110,9 @@ async def start_trickling_server(stop: asyncio.Event) -> tuple[asyncio.Server, i
 async def test_trickled_headers_cut_off_at_timeout(start_lassod, tmp_path):
     stop = asyncio.Event()
     server, port = await start_trickling_server(stop)
-    settings = make_settings(tmp_path, delivery={"timeout_s": 1.5, "retry_delays_s": ()})
+    settings = make_settings(
+        tmp_path, delivery={"timeout_s": 1.5, "retry_delays_s": ()}
+    )
     lassod = await start_lassod(settings)
     try:
         await deliver(lassod, f"http://127.0.0.1:{port}/hook")

@@ -126,7 +126,9 @@ def test_allow_private_targets_keeps_metadata_blocked(address, reason):
 
 def test_metadata_allowed_when_named_in_allowed_cidrs():
     policy = AddressPolicy.from_settings(
-        SecuritySettings(allow_private_targets=True, allowed_cidrs=("169.254.169.254/32",))
+        SecuritySettings(
+            allow_private_targets=True, allowed_cidrs=("169.254.169.254/32",)
+        )
     )
 
     assert policy.blocked_reason(ipaddress.ip_address("169.254.169.254")) is None
@@ -135,8 +137,19 @@ def test_metadata_allowed_when_named_in_allowed_cidrs():
 
 @pytest.mark.parametrize(
     "host",
-    ["example.com", "localhost", "1.2.3.4.5", "256.0.0.1", "0x", "1.0x1g", "08.0.0.1",
-     "1_0.0.0.1", "[not-an-address]", "127.0.0.1 extra", ""],
+    [
+        "example.com",
+        "localhost",
+        "1.2.3.4.5",
+        "256.0.0.1",
+        "0x",
+        "1.0x1g",
+        "08.0.0.1",
+        "1_0.0.0.1",
+        "[not-an-address]",
+        "127.0.0.1 extra",
+        "",
+    ],
 )
 def test_host_names_are_not_literals(host):
     assert parse_literal_host(host) is None

@@ -28,7 +28,8 @@ GUARDED = {"allow_private_targets": False}
 
 def guarded_settings(tmp_path, allowed_cidrs=(), **security):
     return make_settings(
-        tmp_path, security={**GUARDED, "allowed_cidrs": tuple(allowed_cidrs), **security}
+        tmp_path,
+        security={**GUARDED, "allowed_cidrs": tuple(allowed_cidrs), **security},
     )
 
 
@@ -66,19 +67,24 @@ async def test_name_resolving_to_loopback_blocked(
     rows = await attempt_rows(lassod)
     assert [row.error_kind for row in rows] == ["blocked_address"] * 4
     assert receiver.received == []
-    blocked = [entry for entry in captured_logs if entry["event"] == "delivery_target_blocked"]
+    blocked = [
+        entry for entry in captured_logs if entry["event"] == "delivery_target_blocked"
+    ]
     assert len(blocked) == 4
     assert blocked[0]["host"] == "hooks.example.test"
     assert blocked[0]["reasons"] == ["loopback"]
     assert blocked[0]["log_level"] == "warning"
 
 
-async def test_name_allowed_by_matching_cidr_only(start_lassod, tmp_path, make_receiver):
+async def test_name_allowed_by_matching_cidr_only(
+    start_lassod, tmp_path, make_receiver
+):
     receiver = await make_receiver()
     resolver = StubResolver({"hooks.example.test": [["127.0.0.1"]]})
     url = f"http://hooks.example.test:{port_of(receiver)}/hook"
     unrelated = await start_lassod(
-        guarded_settings(tmp_path / "unrelated", ["10.0.0.0/8", "::1/128"]), resolver=resolver
+        guarded_settings(tmp_path / "unrelated", ["10.0.0.0/8", "::1/128"]),
+        resolver=resolver,
     )
     matching = await start_lassod(
         guarded_settings(tmp_path / "matching", ["127.0.0.1/32"]), resolver=resolver
@@ -96,7 +102,9 @@ async def test_localhost_blocked_by_default(start_lassod, tmp_path, make_receive
     receiver = await make_receiver()
     lassod = await start_lassod(guarded_settings(tmp_path))
 
-    key, table_id = await deliver_once(lassod, f"http://localhost:{port_of(receiver)}/hook")
+    key, table_id = await deliver_once(
+        lassod, f"http://localhost:{port_of(receiver)}/hook"
+    )
 
     await wait_for_status(lassod, key, table_id, "abandoned")
     assert receiver.received == []
@@ -128,7 +136,9 @@ async def test_mixed_answer_connects_to_allowed_address_only(
 ):
     hits, port = dual_receiver
     resolver = StubResolver({"mixed.example.test": [["::1", "127.0.0.1"]]})
-    lassod = await start_lassod(guarded_settings(tmp_path, ["127.0.0.1/32"]), resolver=resolver)
+    lassod = await start_lassod(
+        guarded_settings(tmp_path, ["127.0.0.1/32"]), resolver=resolver
+    )
 
     key, table_id = await deliver_once(lassod, f"http://mixed.example.test:{port}/hook")
 
@@ -136,12 +146,16 @@ async def test_mixed_answer_connects_to_allowed_address_only(
     assert hits == {"127.0.0.1": 1, "::1": 0}
 
 
-async def test_rebinding_answer_never_reaches_connect(start_lassod, tmp_path, dual_receiver):
+async def test_rebinding_answer_never_reaches_connect(
+    start_lassod, tmp_path, dual_receiver
+):
     # The first lookup answers an allowed address, every later one a blocked
     # address. Checking one answer and connecting to another would hit ::1.
     hits, port = dual_receiver
     resolver = StubResolver({"rebind.example.test": [["127.0.0.1"], ["::1"]]})
-    lassod = await start_lassod(guarded_settings(tmp_path, ["127.0.0.1/32"]), resolver=resolver)
+    lassod = await start_lassod(
+        guarded_settings(tmp_path, ["127.0.0.1/32"]), resolver=resolver
+    )
 
     key, table_id = await deliver_once(lassod, f"http://rebind.example.test:{port}/h")
 
@@ -163,7 +177,9 @@ async def test_guarded_resolver_rebinding_public_then_private():
 
 
 async def test_guarded_resolver_drops_private_answers():
-    inner = StubResolver({"split.example.test": [["10.0.0.7", "93.184.216.34", "fd00::1"]]})
+    inner = StubResolver(
+        {"split.example.test": [["10.0.0.7", "93.184.216.34", "fd00::1"]]}
+    )
     resolver = GuardedResolver(AddressPolicy(), inner)
 
     answers = await resolver.resolve("split.example.test", 443)
@@ -173,13 +189,25 @@ async def test_guarded_resolver_drops_private_answers():
 
 @pytest.mark.parametrize(
     "host",
-    ["127.0.0.1", "127.1", "0x7f.0.0.1", "2130706433", "[::1]", "[::ffff:127.0.0.1]",
-     "169.254.169.254", "[fd00:ec2::254]", "[fe80::1%25lo]", "0.0.0.0"],
+    [
+        "127.0.0.1",
+        "127.1",
+        "0x7f.0.0.1",
+        "2130706433",
+        "[::1]",
+        "[::ffff:127.0.0.1]",
+        "169.254.169.254",
+        "[fd00:ec2::254]",
+        "[fe80::1%25lo]",
+        "0.0.0.0",
+    ],
 )
 async def test_literal_target_rejected_at_creation(lassod_guarded, host):
     key = await lassod_guarded.new_key()
 
-    status, body = await create_table(lassod_guarded, key, webhook_url=f"http://{host}:9/h")
+    status, body = await create_table(
+        lassod_guarded, key, webhook_url=f"http://{host}:9/h"
+    )
 
     assert status == 422
     assert body["field"] == "webhook_url"
@@ -225,7 +253,7 @@ async def test_user_info_rejected(lassod):
 
 
 async def complete_after_restart(start_lassod, tmp_path, url, settings):
-    """Create a table under allow_private_targets, restart with settings, complete it."""
+    """Create a table with private targets allowed, restart, complete it."""
     open_lassod = await start_lassod(make_settings(tmp_path))
     key = await open_lassod.new_key()
     status, table = await create_table(open_lassod, key, webhook_url=url)
@@ -237,7 +265,9 @@ async def complete_after_restart(start_lassod, tmp_path, url, settings):
     return lassod, key, table["id"]
 
 
-async def test_tightened_settings_block_stored_literal(start_lassod, tmp_path, make_receiver):
+async def test_tightened_settings_block_stored_literal(
+    start_lassod, tmp_path, make_receiver
+):
     # A URL accepted under allow_private_targets is checked again at delivery
     # after the operator restarts with the default guard.
     receiver = await make_receiver()
@@ -252,7 +282,9 @@ async def test_tightened_settings_block_stored_literal(start_lassod, tmp_path, m
     assert receiver.received == []
 
 
-async def test_tightened_https_blocks_stored_http(start_lassod, tmp_path, make_receiver):
+async def test_tightened_https_blocks_stored_http(
+    start_lassod, tmp_path, make_receiver
+):
     receiver = await make_receiver()
     settings = make_settings(
         tmp_path, security={"allow_private_targets": True, "require_https": True}
@@ -271,14 +303,18 @@ async def test_tightened_https_blocks_stored_http(start_lassod, tmp_path, make_r
 @pytest.mark.parametrize("target", ["other_port", "ipv6_loopback"])
 async def test_redirect_not_followed(start_lassod, tmp_path, make_receiver, target):
     other = await make_receiver()
-    location = other.url if target == "other_port" else f"http://[::1]:{port_of(other)}/h"
+    location = (
+        other.url if target == "other_port" else f"http://[::1]:{port_of(other)}/h"
+    )
 
     async def redirect(request: web.Request, number: int) -> web.Response:
         raise web.HTTPFound(location)
 
     receiver = await make_receiver(redirect)
     resolver = StubResolver({"hooks.example.test": [["127.0.0.1"]]})
-    lassod = await start_lassod(guarded_settings(tmp_path, ["127.0.0.1/32"]), resolver=resolver)
+    lassod = await start_lassod(
+        guarded_settings(tmp_path, ["127.0.0.1/32"]), resolver=resolver
+    )
 
     key, table_id = await deliver_once(
         lassod, f"http://hooks.example.test:{port_of(receiver)}/hook"

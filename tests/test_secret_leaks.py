@@ -30,11 +30,17 @@ class Transcript:
         ) as response:
             text = await response.text()
             self.texts.append(f"{response.status} {dict(response.headers)!r} {text}")
-            parsed = json.loads(text) if response.content_type == "application/json" else None
+            parsed = (
+                json.loads(text)
+                if response.content_type == "application/json"
+                else None
+            )
             return response.status, parsed
 
 
-async def test_secrets_never_in_responses_or_logs(lassod, make_receiver, captured_logs, caplog):
+async def test_secrets_never_in_responses_or_logs(
+    lassod, make_receiver, captured_logs, caplog
+):
     caplog.set_level(logging.DEBUG)
     secret = "whsk-" + secrets.token_hex(16)
     token = "tok-" + secrets.token_hex(16)
@@ -93,7 +99,9 @@ async def test_secrets_never_in_responses_or_logs(lassod, make_receiver, capture
             signatures.add(signature.removeprefix("v1,"))
     assert len(signatures) >= 2
     forbidden = {"API key": key, "webhook secret": secret, "auth header value": token}
-    forbidden.update({f"signature {index}": value for index, value in enumerate(signatures)})
+    forbidden.update(
+        {f"signature {index}": value for index, value in enumerate(signatures)}
+    )
     logs = repr(captured_logs) + caplog.text
     assert any(entry["event"] == "delivery_attempt_failed" for entry in captured_logs)
     for name, value in forbidden.items():

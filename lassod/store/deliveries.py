@@ -113,14 +113,17 @@ def pending_due_after(
     return [QueuedDelivery(row[0], row[1]) for row in rows]
 
 
-def target_urls(connection: sqlite3.Connection, delivery_ids: list[str]) -> dict[str, str]:
+def target_urls(
+    connection: sqlite3.Connection, delivery_ids: list[str]
+) -> dict[str, str]:
     """Return the endpoint URL of each pending delivery, keyed by delivery id."""
     urls = {}
     for start in range(0, len(delivery_ids), 500):
         chunk = delivery_ids[start : start + 500]
         marks = ", ".join("?" * len(chunk))
         rows = connection.execute(
-            "SELECT d.id, p.url FROM deliveries d JOIN endpoints p ON p.id = d.endpoint_id"
+            "SELECT d.id, p.url FROM deliveries d"
+            " JOIN endpoints p ON p.id = d.endpoint_id"
             f" WHERE d.id IN ({marks}) AND d.status = 'pending'",
             chunk,
         ).fetchall()

@@ -67,7 +67,9 @@ def nesting_depth(value: Any) -> int:
         else:
             continue
         deepest = max(deepest, depth)
-        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+        for child in children:
+            if isinstance(child, (dict, list)):
+                stack.append((child, depth + 1))
     return deepest
 
 
@@ -93,7 +95,9 @@ async def company_id(request: web.Request) -> str:
     found = None
     if key is not None:
         key_hash = hash_api_key(key)
-        found = await request.app[DATABASE].read(key_queries.company_for_key_hash, key_hash)
+        found = await request.app[DATABASE].read(
+            key_queries.company_for_key_hash, key_hash
+        )
     if key is None or found is None:
         limits.failed_auth.take(client)
         raise _unauthenticated(key is None)
@@ -110,7 +114,10 @@ def _bearer_key(request: web.Request) -> str | None:
 
 def _unauthenticated(missing: bool) -> ApiError:
     if missing:
-        message = "missing or malformed Authorization header; send Authorization: Bearer <API key>"
+        message = (
+            "missing or malformed Authorization header;"
+            " send Authorization: Bearer <API key>"
+        )
     else:
         message = "invalid API key; create one with `lassod keys create`"
     return ApiError(401, message, headers={"WWW-Authenticate": "Bearer"})

@@ -82,7 +82,9 @@ class RateLimits:
     def from_settings(cls, server: ServerSettings) -> RateLimits:
         return cls(
             per_key=TokenBuckets(server.rate_limit_per_s, server.rate_limit_burst),
-            failed_auth=TokenBuckets(server.failed_auth_per_s, server.failed_auth_burst),
+            failed_auth=TokenBuckets(
+                server.failed_auth_per_s, server.failed_auth_burst
+            ),
         )
 
 
