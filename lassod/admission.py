@@ -25,10 +25,10 @@ class HostAdmission:
     """Count attempts in flight per host; park due deliveries whose host is full.
 
     The connector also caps connections per host, but an attempt waiting for
-    that cap already holds a scheduler slot. Without admission, deliveries
-    to one hanging host could hold every slot and starve all other hosts.
-    Parked deliveries hold no slot; each finished attempt hands back one
-    parked delivery of its host.
+    that cap already occupies a scheduler slot. Without admission, deliveries
+    to one hanging host could occupy every slot and starve all other hosts.
+    Parked deliveries occupy no slot, and each finished attempt hands back
+    one parked delivery of its host.
     """
 
     def __init__(self, limit: int) -> None:

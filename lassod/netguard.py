@@ -28,13 +28,13 @@ METADATA_NETWORKS = tuple(
         "169.254.169.253/32",  # AWS DNS resolver
         "169.254.169.123/32",  # AWS time service
         "169.254.170.2/32",  # AWS ECS task credentials
-        "169.254.170.23/32",  # AWS EKS pod identity
+        "169.254.170.23/32",  # AWS EKS Pod Identity agent
         "100.100.100.200/32",  # Alibaba Cloud metadata
         "192.0.0.192/32",  # Oracle Cloud Classic metadata
         "fd00:ec2::254/128",  # AWS metadata over IPv6
         "fd00:ec2::253/128",  # AWS DNS resolver over IPv6
         "fd00:ec2::123/128",  # AWS time service over IPv6
-        "fd00:ec2::23/128",  # AWS ECS and EKS credentials over IPv6
+        "fd00:ec2::23/128",  # AWS EKS Pod Identity agent over IPv6
         "fd20:ce::254/128",  # Google Cloud metadata over IPv6
     )
 )

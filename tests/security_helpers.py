@@ -10,10 +10,10 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 
 
 class StubResolver(AbstractResolver):
-    """Answer names from a fixed table and never query real DNS.
+    """Resolve names from a fixed table, never through real DNS.
 
-    Each name maps to a list of answers, one per call; the last answer
-    repeats, so ["127.0.0.1"], ["::1"] rebinds on the second lookup.
+    Each name maps to one address list per call, and the last list repeats,
+    so [["127.0.0.1"], ["::1"]] rebinds on the second lookup.
     """
 
     def __init__(self, answers: dict[str, list[list[str]]]) -> None:

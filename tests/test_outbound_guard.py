@@ -1,7 +1,7 @@
 """The outbound address guard end to end: hostile targets never get a request.
 
 All traffic stays on 127.0.0.1 and ::1. Host names go through a stub resolver,
-and answers that stand for public addresses are checked without connecting.
+and resolved addresses that stand for public ones are checked without connecting.
 """
 
 from __future__ import annotations
@@ -149,8 +149,8 @@ async def test_mixed_answer_connects_to_allowed_address_only(
 async def test_rebinding_answer_never_reaches_connect(
     start_lassod, tmp_path, dual_receiver
 ):
-    # The first lookup answers an allowed address, every later one a blocked
-    # address. Checking one answer and connecting to another would hit ::1.
+    # The first lookup returns an allowed address, every later one a blocked
+    # address. Checking one result and connecting to another would hit ::1.
     hits, port = dual_receiver
     resolver = StubResolver({"rebind.example.test": [["127.0.0.1"], ["::1"]]})
     lassod = await start_lassod(

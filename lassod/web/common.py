@@ -92,15 +92,14 @@ async def company_id(request: web.Request) -> str:
     client = client_key(request.remote)
     _enforce(limits.failed_auth.wait_s(client), _FAILED_AUTH_MESSAGE)
     key = _bearer_key(request)
-    found = None
-    if key is not None:
-        key_hash = hash_api_key(key)
-        found = await request.app[DATABASE].read(
-            key_queries.company_for_key_hash, key_hash
-        )
-    if key is None or found is None:
+    if key is None:
         limits.failed_auth.take(client)
-        raise _unauthenticated(key is None)
+        raise _unauthenticated(missing=True)
+    key_hash = hash_api_key(key)
+    found = await request.app[DATABASE].read(key_queries.company_for_key_hash, key_hash)
+    if found is None:
+        limits.failed_auth.take(client)
+        raise _unauthenticated(missing=False)
     _enforce(limits.per_key.take(key_hash), _PER_KEY_MESSAGE)
     return found
 

@@ -91,7 +91,8 @@ class RateLimits:
 def client_key(remote: str | None) -> str:
     """Return the rate-limit key of a client address.
 
-    An IPv6 client usually holds a whole /64, so the /64 is the key.
+    An IPv6 client usually has a whole /64 to pick addresses from, so the
+    /64 is the key.
     """
     if not remote:
         return "unknown"
