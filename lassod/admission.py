@@ -9,7 +9,11 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def host_key(url: str) -> str:
-    """Return `scheme://host:port` of a URL, the unit per-host limits count."""
+    """Return `scheme://host:port` of a URL, the unit per-host limits count.
+
+    NOTE: names and ports are counted apart even when they reach one server,
+    so a user with many names for one hanging server gets a cap per name.
+    """
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     try:

@@ -165,7 +165,14 @@ class Scheduler:
         delivery_ids = self._admission.admit(due, hosts)
         if not delivery_ids:
             return
-        jobs = await self._database.transaction(queries.begin_attempts, delivery_ids, now_ms())
+        try:
+            jobs = await self._database.transaction(
+                queries.begin_attempts, delivery_ids, now_ms()
+            )
+        except BaseException:
+            for delivery_id in delivery_ids:
+                self._release_host(delivery_id)
+            raise
         started = {job.delivery_id for job in jobs}
         for delivery_id in delivery_ids:
             if delivery_id not in started:
