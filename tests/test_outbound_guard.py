@@ -99,8 +99,10 @@ async def test_name_allowed_by_matching_cidr_only(
 
 
 async def test_localhost_blocked_by_default(start_lassod, tmp_path, make_receiver):
+    # Stubbed as well: a system without localhost in /etc/hosts would ask DNS.
     receiver = await make_receiver()
-    lassod = await start_lassod(guarded_settings(tmp_path))
+    resolver = StubResolver({"localhost": [["::1", "127.0.0.1"]]})
+    lassod = await start_lassod(guarded_settings(tmp_path), resolver=resolver)
 
     key, table_id = await deliver_once(
         lassod, f"http://localhost:{port_of(receiver)}/hook"
