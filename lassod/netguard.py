@@ -95,18 +95,24 @@ def category(address: IPAddress) -> str | None:
     IPv6 forms that carry an IPv4 address (mapped, compatible, NAT64, 6to4
     and Teredo) take the category of the IPv4 address they reach.
     """
-    if any(address in network for network in METADATA_NETWORKS):
-        return "metadata"
-    for network, name in _TABLES[address.version]:
-        if address in network:
-            return name
-    if isinstance(address, ipaddress.IPv4Address):
-        return None
+    own = _own_category(address)
+    if own is not None or isinstance(address, ipaddress.IPv4Address):
+        return own
     wrapped = embedded_ipv4(address)
     if wrapped:
         return next(filter(None, map(category, wrapped)), None)
     if address not in _GLOBAL_UNICAST:
         return "reserved"
+    return None
+
+
+def _own_category(address: IPAddress) -> str | None:
+    """Return the category of the address itself, ignoring what it wraps."""
+    if any(address in network for network in METADATA_NETWORKS):
+        return "metadata"
+    for network, name in _TABLES[address.version]:
+        if address in network:
+            return name
     return None
 
 
@@ -137,23 +143,28 @@ class AddressPolicy:
         return cls(security.allow_private_targets, networks)
 
     def blocked_reason(self, address: IPAddress) -> str | None:
-        """Return why a delivery must not connect to address, or None to allow."""
-        if self._explicitly_allowed(address):
+        """Return why a delivery must not connect to address, or None to allow.
+
+        An IPv6 address that wraps IPv4 addresses is allowed when it is listed
+        itself, or when the policy allows every IPv4 address it wraps.
+        """
+        if self._listed(address):
             return None
-        found = category(address)
+        found = _own_category(address)
+        if found is None and isinstance(address, ipaddress.IPv6Address):
+            wrapped = embedded_ipv4(address)
+            if wrapped:
+                return next(filter(None, map(self.blocked_reason, wrapped)), None)
+            found = category(address)
         if found is None:
             return None
         if self.allow_private and found in PRIVATE_CATEGORIES:
             return None
         return found
 
-    def _explicitly_allowed(self, address: IPAddress) -> bool:
-        candidates: list[IPAddress] = [address]
-        if isinstance(address, ipaddress.IPv6Address):
-            candidates.extend(embedded_ipv4(address))
+    def _listed(self, address: IPAddress) -> bool:
         return any(
-            candidate.version == network.version and candidate in network
-            for candidate in candidates
+            address.version == network.version and address in network
             for network in self.allowed_networks
         )
 

@@ -60,8 +60,9 @@ HOSTILE_HOSTS = [
     ("[64:ff9b::a9fe:a9fe]", "metadata", "64:ff9b::/96"),
     ("[2002:7f00:1::]", "loopback", "127.0.0.0/8"),
     ("[2002:c0a8:101::1]", "private", "2002::/16"),
-    # Teredo: the server address follows 2001:0:, the client address is
-    # stored bit-inverted in the last 32 bits (here 8.8.8.8, then 10.0.0.1).
+    # Teredo: the server address follows 2001:0:, and the client address is
+    # stored bit-inverted in the last 32 bits. The first wraps client
+    # 127.0.0.1, the second server 10.0.0.1 with client 8.8.8.8.
     ("[2001:0:4136:e378:8000:63bf:80ff:fffe]", "loopback", "127.0.0.0/8"),
     ("[2001:0:a00:1::f7f7:f7f7]", "private", "10.0.0.0/8"),
 ]
@@ -153,6 +154,21 @@ def test_metadata_allowed_when_named_in_allowed_cidrs():
 )
 def test_host_names_are_not_literals(host):
     assert parse_literal_host(host) is None
+
+
+def test_teredo_needs_both_wrapped_addresses_allowed():
+    # Server 10.0.0.1, client 127.0.0.1 stored bit-inverted as 80ff:fffe.
+    address = ipaddress.ip_address("2001:0:a00:1::80ff:fffe")
+    server_only = AddressPolicy(allowed_networks=(ipaddress.ip_network("10.0.0.0/8"),))
+    both = AddressPolicy(
+        allowed_networks=(
+            ipaddress.ip_network("10.0.0.0/8"),
+            ipaddress.ip_network("127.0.0.0/8"),
+        )
+    )
+
+    assert server_only.blocked_reason(address) == "loopback"
+    assert both.blocked_reason(address) is None
 
 
 def test_category_of_unallocated_ipv6_is_reserved():
