@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import math
 import os
 import tomllib
@@ -24,6 +25,12 @@ class ServerSettings:
     port: int = 8080
     max_body_bytes: int = 1024 * 1024
     shutdown_grace_s: float = 5.0
+    # Token buckets: requests per API key, failed authentications per client
+    # address (per /64 for IPv6).
+    rate_limit_per_s: float = 50.0
+    rate_limit_burst: int = 100
+    failed_auth_per_s: float = 1.0
+    failed_auth_burst: int = 10
 
 
 @dataclass(frozen=True)
@@ -48,11 +55,23 @@ class DeliverySettings:
     disable_after_failing_s: float = 5 * 24 * 3600.0
     # After a secret changes, the old secret also signs for this long.
     secret_rotation_grace_s: float = 24 * 3600.0
+    # None: a quarter of max_concurrency, so one hanging receiver can hold at
+    # most a quarter of the attempt slots.
+    max_concurrency_per_host: int | None = None
+
+    @property
+    def per_host_limit(self) -> int:
+        """Return the cap on concurrent attempts to one scheme, host and port."""
+        if self.max_concurrency_per_host is not None:
+            return min(self.max_concurrency_per_host, self.max_concurrency)
+        return max(1, self.max_concurrency // 4)
 
 
 @dataclass(frozen=True)
 class SecuritySettings:
     allow_private_targets: bool = False
+    allowed_cidrs: tuple[str, ...] = ()
+    require_https: bool = False
 
 
 @dataclass(frozen=True)
@@ -112,6 +131,28 @@ def _delay_list(name: str, value: Any) -> tuple[float, ...]:
     return tuple(check(name, item) for item in value)
 
 
+def _cidr_list(name: str, value: Any) -> tuple[str, ...]:
+    """Accept a list of CIDR ranges, or one comma-separated string of them."""
+    allowed = "a list of CIDR ranges such as [\"10.0.0.0/8\", \"fd00::/8\"]"
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if not isinstance(value, (list, tuple)) or len(value) > 1000:
+        raise _invalid(name, value, allowed)
+    networks = []
+    for item in value:
+        try:
+            if not isinstance(item, str):
+                raise TypeError(item)
+            networks.append(str(ipaddress.ip_network(item)))
+        except (TypeError, ValueError):
+            raise _invalid(
+                name,
+                value,
+                f"{allowed}; {item!r} is not a CIDR range with host bits zero",
+            ) from None
+    return tuple(networks)
+
+
 def _boolean(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise _invalid(name, value, "true or false")
@@ -142,6 +183,10 @@ CHECKS: dict[str, Any] = {
     "server.port": _int_range(0, 65535),
     "server.max_body_bytes": _int_range(1024, 256 * 1024 * 1024),
     "server.shutdown_grace_s": _number_range(0, 600),
+    "server.rate_limit_per_s": _number_range(0.01, 1_000_000),
+    "server.rate_limit_burst": _int_range(1, 1_000_000),
+    "server.failed_auth_per_s": _number_range(0.01, 1_000_000),
+    "server.failed_auth_burst": _int_range(1, 1_000_000),
     "database.path": _text,
     "delivery.timeout_s": _number_range(0.01, 300),
     "delivery.retry_delays_s": _delay_list,
@@ -152,7 +197,10 @@ CHECKS: dict[str, Any] = {
     "delivery.retry_jitter": _number_range(0, 1),
     "delivery.disable_after_failing_s": _number_range(1, 365 * 24 * 3600),
     "delivery.secret_rotation_grace_s": _number_range(0, 30 * 24 * 3600),
+    "delivery.max_concurrency_per_host": _int_range(1, 10000),
     "security.allow_private_targets": _boolean,
+    "security.allowed_cidrs": _cidr_list,
+    "security.require_https": _boolean,
     "log.level": _choice(*LOG_LEVELS),
     "log.format": _choice(*LOG_FORMATS),
 }

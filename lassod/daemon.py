@@ -6,6 +6,7 @@ import asyncio
 import signal
 
 from aiohttp import web
+from aiohttp.abc import AbstractResolver
 
 from lassod import __version__
 from lassod.config import Settings
@@ -19,8 +20,12 @@ from lassod.web import create_app
 class Daemon:
     """One running lassod: database, scheduler and HTTP server."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, resolver: AbstractResolver | None = None
+    ) -> None:
         self.settings = settings
+        # Replaces system DNS for outbound deliveries; tests use a stub.
+        self._resolver = resolver
         self.database: Database | None = None
         self.scheduler: Scheduler | None = None
         self._sender: Sender | None = None
@@ -31,7 +36,9 @@ class Daemon:
     async def start(self) -> None:
         settings = self.settings
         self.database = await Database.open(settings.database.path)
-        self._sender = Sender.create(settings.delivery)
+        self._sender = Sender.create(
+            settings.delivery, settings.security, self._resolver
+        )
         self.scheduler = Scheduler(self.database, self._sender, settings.delivery)
         await self.scheduler.start()
         self.app = create_app(settings, self.database, self.scheduler)

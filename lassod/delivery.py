@@ -7,9 +7,14 @@ import time
 from dataclasses import dataclass
 
 import aiohttp
+from aiohttp.abc import AbstractResolver
+from yarl import URL
 
 from lassod import __version__, signing
-from lassod.config import DeliverySettings
+from lassod.config import DeliverySettings, SecuritySettings
+from lassod.logs import logger
+from lassod.netguard import AddressPolicy
+from lassod.resolver import BlockedAddress, BlockedTargetError, GuardedResolver
 from lassod.store.deliveries import AttemptJob
 
 USER_AGENT = f"lassod/{__version__}"
@@ -59,16 +64,37 @@ def build_headers(job: AttemptJob, timestamp_s: int) -> dict[str, str]:
 
 
 class Sender:
-    """Send attempts through one shared client session."""
+    """Send attempts through one shared client session.
 
-    def __init__(self, settings: DeliverySettings, session: aiohttp.ClientSession) -> None:
+    Every connection goes through a GuardedResolver, so it reaches only an
+    address the [security] settings allow.
+    """
+
+    def __init__(
+        self,
+        settings: DeliverySettings,
+        security: SecuritySettings,
+        session: aiohttp.ClientSession,
+        resolver: GuardedResolver,
+    ) -> None:
         self._settings = settings
+        self._security = security
         self._session = session
+        self._resolver = resolver
 
     @classmethod
-    def create(cls, settings: DeliverySettings) -> Sender:
+    def create(
+        cls,
+        settings: DeliverySettings,
+        security: SecuritySettings,
+        resolver: AbstractResolver | None = None,
+    ) -> Sender:
+        """Build the client session; `resolver` replaces system DNS (tests)."""
+        guarded = GuardedResolver(AddressPolicy.from_settings(security), resolver)
         connector = aiohttp.TCPConnector(
             limit=settings.max_concurrency,
+            limit_per_host=settings.per_host_limit,
+            resolver=guarded,
             ttl_dns_cache=10,
             enable_cleanup_closed=True,
         )
@@ -78,10 +104,11 @@ class Sender:
             auto_decompress=False,
             skip_auto_headers=("Accept-Encoding",),
         )
-        return cls(settings, session)
+        return cls(settings, security, session, guarded)
 
     async def close(self) -> None:
         await self._session.close()
+        await self._resolver.close()
 
     async def send(self, job: AttemptJob) -> AttemptResult:
         """Send one attempt; never raises for network or receiver faults."""
@@ -89,13 +116,19 @@ class Sender:
         started = time.monotonic()
         deadline = started + self._settings.timeout_s
         try:
+            self._check_target(job.url)
+        except BlockedTargetError as error:
+            return _blocked(job, started, error)
+        try:
             async with asyncio.timeout_at(_loop_time(deadline)):
                 response = await self._session.post(
                     job.url, data=job.body, headers=headers, allow_redirects=False
                 )
         except TimeoutError:
             return _failure(started, "timeout")
-        except aiohttp.ClientConnectorDNSError:
+        except aiohttp.ClientConnectorDNSError as error:
+            if isinstance(error.os_error, BlockedTargetError):
+                return _blocked(job, started, error.os_error)
             return _failure(started, "dns_failure")
         except aiohttp.ClientConnectorCertificateError:
             return _failure(started, "tls_error")
@@ -117,6 +150,18 @@ class Sender:
             response_excerpt=excerpt,
             retry_after=response.headers.get("Retry-After"),
         )
+
+    def _check_target(self, url: str) -> None:
+        """Raise BlockedTargetError for a URL the [security] settings forbid.
+
+        Covers http under require_https, and blocked IP literals, which the
+        connector never passes to the resolver.
+        """
+        parsed = URL(url)
+        host = parsed.raw_host or ""
+        if self._security.require_https and parsed.scheme != "https":
+            raise BlockedTargetError(host, [BlockedAddress(host, "https_required")])
+        self._resolver.check_literal(host)
 
     async def _read_excerpt(self, response: aiohttp.ClientResponse, deadline: float) -> str:
         """Read at most response_max_bytes before the deadline; keep an excerpt."""
@@ -142,6 +187,20 @@ class Sender:
             response.close()
         keep = self._settings.response_excerpt_bytes
         return b"".join(chunks)[:keep].decode("utf-8", errors="replace")
+
+
+def _blocked(
+    job: AttemptJob, started: float, error: BlockedTargetError
+) -> AttemptResult:
+    logger.warning(
+        "delivery_target_blocked",
+        delivery_id=job.delivery_id,
+        endpoint_id=job.endpoint_id,
+        host=error.host,
+        addresses=[item.address for item in error.blocked],
+        reasons=[item.reason for item in error.blocked],
+    )
+    return _failure(started, "blocked_address")
 
 
 def _connect_error_kind(error: aiohttp.ClientConnectorError) -> str:

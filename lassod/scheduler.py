@@ -9,6 +9,7 @@ import time
 from typing import Iterable
 
 from lassod import outcomes
+from lassod.admission import HostAdmission, host_key
 from lassod.clock import now_ms
 from lassod.config import DeliverySettings
 from lassod.delivery import AttemptResult, Sender
@@ -37,11 +38,11 @@ class Scheduler:
     """Keep due deliveries in a heap and run their attempts concurrently.
 
     Invariant: every pending delivery with (due, id) at or before `_cursor`
-    is in the heap or in flight. Deliveries after it are read from the index
-    when the window moves; new ones due within the window are pushed by
-    `notify`. Deliveries that another process inserts inside the window are
-    found by `_check_external_writes`, which rescans when SQLite's
-    data_version shows a commit from another connection.
+    is in the heap, parked by `_admission` or in flight. Deliveries after it
+    are read from the index when the window moves; new ones due within the
+    window are pushed by `notify`. Deliveries that another process inserts
+    inside the window are found by `_check_external_writes`, which rescans
+    when SQLite's data_version shows a commit from another connection.
     """
 
     def __init__(self, database: Database, sender: Sender, settings: DeliverySettings) -> None:
@@ -53,6 +54,7 @@ class Scheduler:
         self._cursor: tuple[int, str] = (0, "")
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._admission = HostAdmission(settings.per_host_limit)
         self._recorder = OutcomeRecorder(database, self._on_recorded)
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -180,10 +182,10 @@ class Scheduler:
             except TimeoutError:
                 pass
 
-    def _take_due(self, now: int, free: int) -> list[str]:
+    def _take_due(self, now: int, free: int) -> list[tuple[int, str]]:
         due = []
         while self._heap and free > len(due) and self._heap[0][0] <= now:
-            due.append(heapq.heappop(self._heap)[1])
+            due.append(heapq.heappop(self._heap))
         return due
 
     def _sleep_s(self, now: int, free: int) -> float:
@@ -194,12 +196,25 @@ class Scheduler:
         # Capped so the loop ticks at least once a second for health checks.
         return min(max(wake_ms - now, 0) / 1000, 1.0)
 
-    async def _dispatch(self, delivery_ids: list[str]) -> None:
-        jobs = await self._database.transaction(queries.begin_attempts, delivery_ids, now_ms())
+    async def _dispatch(self, due: list[tuple[int, str]]) -> None:
+        urls = await self._database.read(queries.target_urls, [item[1] for item in due])
+        hosts = {delivery_id: host_key(url) for delivery_id, url in urls.items()}
+        delivery_ids = self._admission.admit(due, hosts)
+        if not delivery_ids:
+            return
+        try:
+            jobs = await self._database.transaction(
+                queries.begin_attempts, delivery_ids, now_ms()
+            )
+        except BaseException:
+            for delivery_id in delivery_ids:
+                self._release_host(delivery_id)
+            raise
         started = {job.delivery_id for job in jobs}
         for delivery_id in delivery_ids:
             if delivery_id not in started:
                 self._known.discard(delivery_id)
+                self._release_host(delivery_id)
         for job in jobs:
             task = asyncio.create_task(self._attempt(job), name=f"lassod-attempt-{job.delivery_id}")
             self._in_flight.add(task)
@@ -218,11 +233,20 @@ class Scheduler:
         except Exception:
             logger.exception("delivery_attempt_crashed", delivery_id=job.delivery_id)
             result = AttemptResult(succeeded=False, duration_ms=0, error_kind="internal_error")
+        finally:
+            self._release_host(job.delivery_id)
         outcome = outcomes.decide(
             job, result, now_ms(), self._settings, random.random()
         )
         self._recorder.add(outcome)
         _log_attempt(job, result, outcome)
+
+    def _release_host(self, delivery_id: str) -> None:
+        parked = self._admission.release(delivery_id)
+        if parked is not None:
+            # Still in _known: it never left the scheduler's hands.
+            heapq.heappush(self._heap, parked)
+            self._wake.set()
 
     def _on_recorded(
         self, batch: list[AttemptOutcome], deactivated: list[Deactivation]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from lassod import validation as check
 from lassod.clock import iso_ms, iso_us
+from lassod.config import SecuritySettings
 from lassod.validation import ValidationError
 
 STATUSES = ("queued", "processing", "completed", "failed")
@@ -42,9 +43,10 @@ class NewTable:
     source: dict[str, Any]
     additional_context: str | None
     webhook_url: str | None
-    webhook_secret: str | None
+    # Kept out of repr so that no log line or traceback shows them.
+    webhook_secret: str | None = field(repr=False)
     auth_header_name: str | None
-    auth_header_value: str | None
+    auth_header_value: str | None = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,7 @@ class TableRow:
     webhook_last_attempt_ms: int | None
 
 
-def parse_new_table(body: Any) -> NewTable:
+def parse_new_table(body: Any, security: SecuritySettings) -> NewTable:
     """Check a POST /api/v1/tables body; raises ValidationError."""
     body = check.ensure_object(body)
     check.reject_unknown(body, CREATE_FIELDS)
@@ -117,7 +119,7 @@ def parse_new_table(body: Any) -> NewTable:
     additional_context = check.text(body, "additional_context", max_length=10_000)
     url = check.text(body, "webhook_url", max_length=check.MAX_URL_LENGTH)
     if url is not None:
-        check.webhook_url("webhook_url", url)
+        check.target_url("webhook_url", url, security)
     secret = check.text(body, "webhook_secret", max_length=1024)
     header_name, header_value = check.header_pair(
         body, "webhook_auth_header_name", "webhook_auth_header_value"
@@ -138,7 +140,7 @@ def parse_new_table(body: Any) -> NewTable:
     )
 
 
-def parse_webhook_change(body: Any) -> WebhookChange:
+def parse_webhook_change(body: Any, security: SecuritySettings) -> WebhookChange:
     """Check a PATCH /api/v1/tables/{id} body; raises ValidationError."""
     body = check.ensure_object(body)
     check.reject_unknown(body, WEBHOOK_FIELDS)
@@ -151,7 +153,7 @@ def parse_webhook_change(body: Any) -> WebhookChange:
     if "webhook_url" in body:
         changed.add("url")
         if url is not None:
-            check.webhook_url("webhook_url", url)
+            check.target_url("webhook_url", url, security)
     secret = check.text(body, "webhook_secret", max_length=1024, nullable=True)
     if "webhook_secret" in body:
         changed.add("secret")

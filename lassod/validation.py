@@ -7,6 +7,9 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
+from lassod.config import SecuritySettings
+from lassod.netguard import AddressPolicy, parse_literal_host
+
 MAX_URL_LENGTH = 2048
 MAX_HEADER_VALUE_LENGTH = 4096
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
@@ -156,6 +159,34 @@ def webhook_url(field: str, value: str) -> str:
         raise ValidationError(field, "must not contain user info (user:password@); use a custom auth header")
     if port == 0:
         raise ValidationError(field, "must not use port 0")
+    return value
+
+
+def target_url(field: str, value: str, security: SecuritySettings) -> str:
+    """Check a URL that lassod will deliver to, such as webhook_url.
+
+    Adds to webhook_url's checks: https when require_https is set, and no IP
+    literal that the address policy blocks. Host names are checked again at
+    delivery time against the addresses they resolve to.
+    """
+    webhook_url(field, value)
+    parts = urlsplit(value)
+    if security.require_https and parts.scheme != "https":
+        raise ValidationError(
+            field,
+            f"must be an https URL because this server requires https, got {value!r}",
+        )
+    address = parse_literal_host(parts.hostname or "")
+    if address is None:
+        return value
+    reason = AddressPolicy.from_settings(security).blocked_reason(address)
+    if reason is not None:
+        raise ValidationError(
+            field,
+            f"points at {address}, a {reason.replace('_', '-')} address that "
+            "lassod does not deliver to; use a public host, or have the "
+            "operator add its range to [security] allowed_cidrs",
+        )
     return value
 
 

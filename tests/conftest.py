@@ -32,7 +32,16 @@ FAST_RETRY_DELAYS_S = (0.2, 0.2, 0.2)
 
 def make_settings(tmp_path: Path, **sections: dict[str, Any]) -> Settings:
     """Return test settings: port 0, a temporary database, short delays."""
-    server = ServerSettings(host="127.0.0.1", port=0, shutdown_grace_s=2.0)
+    # Rate limits high enough for polling loops; rate-limit tests set their own.
+    server = ServerSettings(
+        host="127.0.0.1",
+        port=0,
+        shutdown_grace_s=2.0,
+        rate_limit_per_s=100_000.0,
+        rate_limit_burst=100_000,
+        failed_auth_per_s=100_000.0,
+        failed_auth_burst=100_000,
+    )
     database = DatabaseSettings(path=str(tmp_path / "lassod.db"))
     delivery = DeliverySettings(timeout_s=2.0, retry_delays_s=FAST_RETRY_DELAYS_S)
     security = SecuritySettings(allow_private_targets=True)
@@ -95,12 +104,15 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 async def start_lassod() -> AsyncIterator[Callable[[Settings], Awaitable[Lassod]]]:
-    """Start lassod instances with given settings; all stop at teardown."""
+    """Start lassod instances with given settings; all stop at teardown.
+
+    Keyword options go to Daemon, such as a stub `resolver`.
+    """
     started: list[Lassod] = []
     session = aiohttp.ClientSession()
 
-    async def start(settings: Settings) -> Lassod:
-        daemon = Daemon(settings)
+    async def start(settings: Settings, **options: Any) -> Lassod:
+        daemon = Daemon(settings, **options)
         await daemon.start()
         instance = Lassod(daemon, session)
         started.append(instance)

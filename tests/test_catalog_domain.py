@@ -7,6 +7,8 @@ import itertools
 
 import pytest
 
+from lassod.config import SecuritySettings
+
 from lassod.catalog import attributes, products, subscriptions, write_time_us
 from lassod.catalog.attributes import AttributeInput, AttributeRow
 from lassod.catalog.products import ProductPatch, ProductRow
@@ -186,6 +188,28 @@ def test_generated_secret_form():
 
 def test_patch_with_no_fields_is_rejected():
     with pytest.raises(ValidationError) as raised:
-        subscriptions.parse_patch({})
+        subscriptions.parse_patch({}, SecuritySettings())
 
     assert raised.value.field == "body"
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1/hook", "http://169.254.169.254/", "http://[::1]/x"])
+def test_subscription_url_blocked_address_rejected(url):
+    body = {"url": url, "events": ["product.created"]}
+
+    with pytest.raises(ValidationError) as created:
+        subscriptions.parse_new(body, SecuritySettings())
+    with pytest.raises(ValidationError) as patched:
+        subscriptions.parse_patch({"url": url}, SecuritySettings())
+
+    assert created.value.field == "url"
+    assert patched.value.field == "url"
+
+
+def test_subscription_http_rejected_when_https_required():
+    security = SecuritySettings(require_https=True)
+
+    with pytest.raises(ValidationError) as raised:
+        subscriptions.parse_new({"url": "http://example.com/h", "events": ["product.created"]}, security)
+
+    assert "https" in raised.value.message

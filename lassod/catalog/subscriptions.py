@@ -10,6 +10,7 @@ from typing import Any
 from lassod import validation as check
 from lassod.catalog.events import EVENT_NAMES
 from lassod.clock import iso_us
+from lassod.config import SecuritySettings
 from lassod.signing import STANDARD_SECRET_PREFIX
 from lassod.validation import ValidationError
 
@@ -59,12 +60,12 @@ def generate_secret() -> str:
     )
 
 
-def parse_new(body: Any) -> NewSubscription:
+def parse_new(body: Any, security: SecuritySettings) -> NewSubscription:
     """Check a POST /api/v1/catalog/webhooks body and generate a missing secret."""
     body = check.ensure_object(body)
     check.reject_unknown(body, FIELDS)
     url = check.text(body, "url", required=True, max_length=check.MAX_URL_LENGTH) or ""
-    check.webhook_url("url", url)
+    check.target_url("url", url, security)
     if body.get("events") is None:
         raise ValidationError(
             "events", f"is required: a non-empty subset of {', '.join(EVENT_NAMES)}"
@@ -85,7 +86,7 @@ def parse_new(body: Any) -> NewSubscription:
     )
 
 
-def parse_patch(body: Any) -> dict[str, Any]:
+def parse_patch(body: Any, security: SecuritySettings) -> dict[str, Any]:
     """Check a PATCH body and return the endpoint and subscription columns to set.
 
     A null description, secret or auth header pair clears it. The auth header
@@ -99,7 +100,7 @@ def parse_patch(body: Any) -> dict[str, Any]:
             check.text(body, "url", required=True, max_length=check.MAX_URL_LENGTH)
             or ""
         )
-        changes["url"] = check.webhook_url("url", url)
+        changes["url"] = check.target_url("url", url, security)
     if "events" in body:
         changes["events"] = _events(body)
     if "description" in body:

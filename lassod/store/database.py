@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 from importlib import resources
@@ -11,6 +12,10 @@ from typing import Any, Callable, TypeVar
 import aiosqlite
 
 Result = TypeVar("Result")
+
+# aiosqlite logs every call with its arguments at DEBUG, and the arguments
+# carry webhook secrets and auth header values.
+logging.getLogger("aiosqlite").setLevel(logging.INFO)
 
 
 class StoreError(Exception):

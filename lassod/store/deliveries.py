@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable
 
 from lassod.ids import new_id, new_uuid
@@ -34,10 +34,11 @@ class AttemptJob:
     attempt_id: str
     started_ms: int
     url: str
-    secret: str | None
-    previous_secret: str | None
+    # Kept out of repr so that no log line or traceback shows them.
+    secret: str | None = field(repr=False)
+    previous_secret: str | None = field(repr=False)
     auth_header_name: str | None
-    auth_header_value: str | None
+    auth_header_value: str | None = field(repr=False)
     endpoint_failing_since_ms: int | None = None
 
 
@@ -136,6 +137,24 @@ def pending_due_after(
 def data_version(connection: sqlite3.Connection) -> int:
     """Return SQLite's data_version, which changes when another connection commits."""
     return connection.execute("PRAGMA data_version").fetchone()[0]
+
+
+def target_urls(
+    connection: sqlite3.Connection, delivery_ids: list[str]
+) -> dict[str, str]:
+    """Return the endpoint URL of each pending delivery, keyed by delivery id."""
+    urls = {}
+    for start in range(0, len(delivery_ids), 500):
+        chunk = delivery_ids[start : start + 500]
+        marks = ", ".join("?" * len(chunk))
+        rows = connection.execute(
+            "SELECT d.id, p.url FROM deliveries d"
+            " JOIN endpoints p ON p.id = d.endpoint_id"
+            f" WHERE d.id IN ({marks}) AND d.status = 'pending'",
+            chunk,
+        ).fetchall()
+        urls.update((row[0], row[1]) for row in rows)
+    return urls
 
 
 def begin_attempts(

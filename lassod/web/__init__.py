@@ -9,7 +9,8 @@ from lassod.scheduler import Scheduler
 from lassod.store import Database
 from lassod.web import attributes, deliveries, docs, products, subscriptions, tables
 from lassod.web.errors import error_middleware
-from lassod.web.state import DATABASE, SCHEDULER, SETTINGS
+from lassod.web.ratelimit import RateLimits
+from lassod.web.state import DATABASE, RATE_LIMITS, SCHEDULER, SETTINGS
 
 
 def create_app(settings: Settings, database: Database, scheduler: Scheduler) -> web.Application:
@@ -21,6 +22,7 @@ def create_app(settings: Settings, database: Database, scheduler: Scheduler) -> 
     app[DATABASE] = database
     app[SCHEDULER] = scheduler
     app.add_routes(docs.routes)
+    app[RATE_LIMITS] = RateLimits.from_settings(settings.server)
     app.add_routes(tables.routes)
     app.add_routes(deliveries.routes)
     app.add_routes(attributes.routes)

@@ -12,10 +12,14 @@ from lassod.ids import hash_api_key
 from lassod.store import keys as key_queries
 from lassod.validation import ValidationError
 from lassod.web.errors import ApiError
-from lassod.web.state import DATABASE
+from lassod.web.ratelimit import client_key, retry_after_s
+from lassod.web.state import DATABASE, RATE_LIMITS
 
+MAX_JSON_DEPTH = 32
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 25
+_PER_KEY_MESSAGE = "too many requests for this API key"
+_FAILED_AUTH_MESSAGE = "too many failed authentications from this client"
 
 
 @dataclass(frozen=True)
@@ -35,35 +39,98 @@ class Page:
 
 
 async def read_json(request: web.Request) -> Any:
-    """Return the parsed JSON body; malformed JSON is a 400."""
+    """Return the parsed JSON body; malformed or too deeply nested JSON is a 400."""
     raw = await request.read()
     if not raw.strip():
         raise ApiError(400, "request body is empty; send a JSON object")
     try:
-        return orjson.loads(raw)
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
+        if str(error).startswith("depth limit exceeded"):
+            raise _too_deep() from None
         raise ApiError(400, f"request body is not valid JSON: {error}") from None
+    if nesting_depth(body) > MAX_JSON_DEPTH:
+        raise _too_deep()
+    return body
+
+
+def nesting_depth(value: Any) -> int:
+    """Return how deeply arrays and objects nest in a parsed JSON value."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth)
+        for child in children:
+            if isinstance(child, (dict, list)):
+                stack.append((child, depth + 1))
+    return deepest
+
+
+def _too_deep() -> ApiError:
+    return ApiError(
+        400,
+        f"request body nests arrays and objects more than {MAX_JSON_DEPTH} levels deep;"
+        " flatten it",
+    )
 
 
 async def company_id(request: web.Request) -> str:
-    """Return the company of the request's API key, or raise 401."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, key = header.partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
-        raise ApiError(
-            401,
-            "missing or malformed Authorization header; send Authorization: Bearer <API key>",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    found = await request.app[DATABASE].read(
-        key_queries.company_for_key_hash, hash_api_key(key.strip())
-    )
+    """Return the company of the request's API key, or raise 401 or 429.
+
+    A client that used up its budget of failed authentications gets 429
+    before its key is looked up, so keys cannot be tried faster than
+    server.failed_auth_per_s. A wrong and a revoked key get the same 401.
+    """
+    limits = request.app[RATE_LIMITS]
+    client = client_key(request.remote)
+    _enforce(limits.failed_auth.wait_s(client), _FAILED_AUTH_MESSAGE)
+    key = _bearer_key(request)
+    if key is None:
+        limits.failed_auth.take(client)
+        raise _unauthenticated(missing=True)
+    key_hash = hash_api_key(key)
+    found = await request.app[DATABASE].read(key_queries.company_for_key_hash, key_hash)
     if found is None:
-        raise ApiError(
-            401, "invalid API key; create one with `lassod keys create`",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+        limits.failed_auth.take(client)
+        raise _unauthenticated(missing=False)
+    _enforce(limits.per_key.take(key_hash), _PER_KEY_MESSAGE)
     return found
+
+
+def _bearer_key(request: web.Request) -> str | None:
+    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        return None
+    return key.strip()
+
+
+def _unauthenticated(missing: bool) -> ApiError:
+    if missing:
+        message = (
+            "missing or malformed Authorization header;"
+            " send Authorization: Bearer <API key>"
+        )
+    else:
+        message = "invalid API key; create one with `lassod keys create`"
+    return ApiError(401, message, headers={"WWW-Authenticate": "Bearer"})
+
+
+def _enforce(wait_s: float, message: str) -> None:
+    if wait_s <= 0:
+        return
+    retry_after = retry_after_s(wait_s)
+    raise ApiError(
+        429,
+        f"{message}; retry after {retry_after} s",
+        headers={"Retry-After": str(retry_after)},
+    )
 
 
 def page_of(request: web.Request) -> Page:

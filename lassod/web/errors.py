@@ -86,9 +86,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except ValidationError as error:
         response = error_response(request, 422, f"{error.field}: {error.message}", {"field": error.field})
     except web.HTTPRequestEntityTooLarge:
-        limit = request.app[SETTINGS].server.max_body_bytes
         response = error_response(
-            request, 413, f"request body is too large: the limit is {limit} bytes"
+            request,
+            413,
+            f"request body is too large: the limit is {request.client_max_size} bytes",
         )
     except web.HTTPException as error:
         response = _http_exception_response(request, error)

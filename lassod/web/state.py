@@ -7,7 +7,9 @@ from aiohttp import web
 from lassod.config import Settings
 from lassod.scheduler import Scheduler
 from lassod.store import Database
+from lassod.web.ratelimit import RateLimits
 
 DATABASE = web.AppKey("database", Database)
 SCHEDULER = web.AppKey("scheduler", Scheduler)
 SETTINGS = web.AppKey("settings", Settings)
+RATE_LIMITS = web.AppKey("rate_limits", RateLimits)

@@ -10,7 +10,7 @@ from lassod.logs import logger
 from lassod.store import subscriptions as subscription_queries
 from lassod.web.common import company_id, page_of, read_json
 from lassod.web.errors import json_response, not_found
-from lassod.web.state import DATABASE
+from lassod.web.state import DATABASE, SETTINGS
 
 routes = web.RouteTableDef()
 
@@ -19,7 +19,9 @@ routes = web.RouteTableDef()
 async def create_subscription(request: web.Request) -> web.Response:
     """Create a subscription; the response is the only one showing the secret."""
     company = await company_id(request)
-    new = subscriptions.parse_new(await read_json(request))
+    new = subscriptions.parse_new(
+        await read_json(request), request.app[SETTINGS].security
+    )
     subscription = await request.app[DATABASE].transaction(
         subscription_queries.insert_subscription, company, new, now_us()
     )
@@ -63,7 +65,9 @@ async def get_subscription(request: web.Request) -> web.Response:
 async def update_subscription(request: web.Request) -> web.Response:
     company = await company_id(request)
     subscription_id = request.match_info["subscription_id"]
-    changes = subscriptions.parse_patch(await read_json(request))
+    changes = subscriptions.parse_patch(
+        await read_json(request), request.app[SETTINGS].security
+    )
     subscription = await request.app[DATABASE].transaction(
         subscription_queries.update_subscription,
         company,

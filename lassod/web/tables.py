@@ -21,7 +21,8 @@ routes = web.RouteTableDef()
 @routes.post("/api/v1/tables")
 async def create_table(request: web.Request) -> web.Response:
     company = await company_id(request)
-    new = tables.parse_new_table(await read_json(request))
+    security = request.app[SETTINGS].security
+    new = tables.parse_new_table(await read_json(request), security)
     table = await request.app[DATABASE].transaction(
         table_queries.insert_table, company, new, now_us()
     )
@@ -72,7 +73,9 @@ async def report_status(request: web.Request) -> web.Response:
 async def change_webhook(request: web.Request) -> web.Response:
     company = await company_id(request)
     table_id = request.match_info["table_id"]
-    change = tables.parse_webhook_change(await read_json(request))
+    change = tables.parse_webhook_change(
+        await read_json(request), request.app[SETTINGS].security
+    )
     grace_s = request.app[SETTINGS].delivery.secret_rotation_grace_s
     result, table = await request.app[DATABASE].transaction(
         table_queries.change_webhook,

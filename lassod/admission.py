@@ -1,0 +1,81 @@
+"""Per-host admission: an attempt takes a scheduler slot only if its host has room."""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from urllib.parse import urlsplit
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def host_key(url: str) -> str:
+    """Return `scheme://host:port` of a URL, the unit per-host limits count.
+
+    NOTE: names and ports are counted apart even when they reach one server,
+    so a user with many names for one hanging server gets a cap per name.
+    """
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if port is None:
+        port = DEFAULT_PORTS.get(scheme, 0)
+    return f"{scheme}://{(parts.hostname or '').lower()}:{port}"
+
+
+class HostAdmission:
+    """Count attempts in flight per host; park due deliveries whose host is full.
+
+    The connector also caps connections per host, but an attempt waiting for
+    that cap already occupies a scheduler slot. Without admission, deliveries
+    to one hanging host could occupy every slot and starve all other hosts.
+    Parked deliveries occupy no slot, and each finished attempt hands back
+    one parked delivery of its host.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._active: Counter[str] = Counter()
+        self._host_of: dict[str, str] = {}
+        self._parked: dict[str, deque[tuple[int, str]]] = {}
+
+    @property
+    def parked(self) -> int:
+        return sum(len(queue) for queue in self._parked.values())
+
+    def admit(self, due: list[tuple[int, str]], hosts: dict[str, str]) -> list[str]:
+        """Return the ids of due deliveries that may start now; park the rest.
+
+        `hosts` maps delivery ids to host keys. An id without a host is no
+        longer pending; it is admitted so that starting it discards it.
+        """
+        admitted = []
+        for item in due:
+            delivery_id = item[1]
+            host = hosts.get(delivery_id)
+            if host is not None and self._active[host] >= self._limit:
+                self._parked.setdefault(host, deque()).append(item)
+                continue
+            if host is not None:
+                self._active[host] += 1
+                self._host_of[delivery_id] = host
+            admitted.append(delivery_id)
+        return admitted
+
+    def release(self, delivery_id: str) -> tuple[int, str] | None:
+        """Free the host slot of a delivery; return a parked one to schedule."""
+        host = self._host_of.pop(delivery_id, None)
+        if host is None:
+            return None
+        self._active[host] -= 1
+        if self._active[host] <= 0:
+            del self._active[host]
+        queue = self._parked.get(host)
+        if not queue:
+            return None
+        item = queue.popleft()
+        if not queue:
+            del self._parked[host]
+        return item

@@ -1,0 +1,105 @@
+"""Per-host admission and the settings that size it."""
+
+from __future__ import annotations
+
+import pytest
+
+from lassod.admission import HostAdmission, host_key
+from lassod.config import ConfigError, DeliverySettings, load_settings
+
+
+def test_host_key_includes_scheme_and_default_port():
+    assert (
+        host_key("https://Hooks.Example.test/a?b") == "https://hooks.example.test:443"
+    )
+    assert host_key("http://hooks.example.test/a") == "http://hooks.example.test:80"
+    assert host_key("http://127.0.0.1:8080/a") == "http://127.0.0.1:8080"
+    assert host_key("http://[::1]:9/a") == "http://::1:9"
+
+
+def test_admission_parks_beyond_limit():
+    admission = HostAdmission(limit=2)
+    due = [(1, "d1"), (2, "d2"), (3, "d3"), (4, "other")]
+    hosts = {"d1": "h", "d2": "h", "d3": "h", "other": "o"}
+
+    admitted = admission.admit(due, hosts)
+
+    assert admitted == ["d1", "d2", "other"]
+    assert admission.parked == 1
+
+
+def test_admission_release_hands_back_parked_in_order():
+    admission = HostAdmission(limit=1)
+    admission.admit(
+        [(1, "d1"), (2, "d2"), (3, "d3")], {"d1": "h", "d2": "h", "d3": "h"}
+    )
+
+    first = admission.release("d1")
+    again = admission.admit([first], {"d2": "h"})
+    second = admission.release("d2")
+
+    assert first == (2, "d2")
+    assert again == ["d2"]
+    assert second == (3, "d3")
+    assert admission.parked == 0
+
+
+def test_admission_admits_unknown_delivery_without_counting():
+    admission = HostAdmission(limit=1)
+
+    admitted = admission.admit([(1, "gone")], {})
+
+    assert admitted == ["gone"]
+    assert admission.release("gone") is None
+
+
+@pytest.mark.parametrize(
+    ("max_concurrency", "per_host", "expected"),
+    [(100, None, 25), (4, None, 1), (1, None, 1), (10, 50, 10), (10, 3, 3)],
+)
+def test_per_host_limit(max_concurrency, per_host, expected):
+    settings = DeliverySettings(
+        max_concurrency=max_concurrency, max_concurrency_per_host=per_host
+    )
+
+    assert settings.per_host_limit == expected
+
+
+def test_security_settings_from_environment(tmp_path):
+    environ = {
+        "LASSOD_SECURITY_ALLOWED_CIDRS": '["10.0.0.0/8", "fd00::/8"]',
+        "LASSOD_SECURITY_REQUIRE_HTTPS": "true",
+        "LASSOD_SERVER_RATE_LIMIT_PER_S": "5",
+        "LASSOD_DELIVERY_MAX_CONCURRENCY_PER_HOST": "7",
+    }
+
+    config = tmp_path / "lassod.toml"
+    config.write_text("")
+    settings = load_settings(config, environ)
+
+    assert settings.security.allowed_cidrs == ("10.0.0.0/8", "fd00::/8")
+    assert settings.security.require_https is True
+    assert settings.server.rate_limit_per_s == 5.0
+    assert settings.delivery.max_concurrency_per_host == 7
+
+
+def test_allowed_cidrs_comma_separated(tmp_path):
+    config = tmp_path / "lassod.toml"
+    config.write_text("")
+
+    settings = load_settings(
+        config, {"LASSOD_SECURITY_ALLOWED_CIDRS": "10.0.0.0/8, ::1/128"}
+    )
+
+    assert settings.security.allowed_cidrs == ("10.0.0.0/8", "::1/128")
+
+
+@pytest.mark.parametrize("value", ['["10.0.0.1/8"]', '["not a range"]', "[1]", "true"])
+def test_invalid_allowed_cidrs_named_in_error(tmp_path, value):
+    config = tmp_path / "lassod.toml"
+    config.write_text(f"[security]\nallowed_cidrs = {value}\n")
+
+    with pytest.raises(ConfigError) as raised:
+        load_settings(config, {})
+
+    assert "security.allowed_cidrs" in str(raised.value)

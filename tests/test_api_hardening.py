@@ -1,0 +1,337 @@
+"""API hardening: keys, body and nesting limits, rate limits, header injection."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import os
+import stat
+
+import pytest
+
+from lassod import cli
+from lassod.store import keys as key_queries
+from lassod.web.ratelimit import TokenBuckets, client_key
+from tests.conftest import make_settings
+from tests.security_helpers import create_table
+
+
+def without_request_id(body):
+    return {name: value for name, value in body.items() if name != "request_id"}
+
+
+async def raw_request(lassod, method, path, key=None, **options):
+    """Send a request; return (status, headers, parsed JSON body)."""
+    headers = dict(options.pop("headers", {}))
+    if key is not None:
+        headers["Authorization"] = f"Bearer {key}"
+    async with lassod.session.request(
+        method, lassod.base_url + path, headers=headers, **options
+    ) as response:
+        body = (
+            await response.json()
+            if response.content_type == "application/json"
+            else None
+        )
+        return response.status, response.headers, body
+
+
+async def test_revoked_key_gets_same_401_as_wrong_key(lassod, tmp_path):
+    key = await lassod.new_key()
+    [row] = await lassod.daemon.database.read(key_queries.list_api_keys)
+    config = tmp_path / "lassod.toml"
+    config.write_text(f'[database]\npath = "{lassod.daemon.settings.database.path}"\n')
+    before, _, _ = await raw_request(lassod, "GET", "/api/v1/tables", key)
+
+    code = await asyncio.to_thread(
+        cli.main, ["--config", str(config), "keys", "revoke", row.id]
+    )
+
+    revoked = await raw_request(lassod, "GET", "/api/v1/tables", key)
+    wrong = await raw_request(lassod, "GET", "/api/v1/tables", "lasso_" + "x" * 64)
+    assert before == 200
+    assert code == 0
+    assert revoked[0] == 401
+    assert wrong[0] == 401
+    assert without_request_id(revoked[2]) == without_request_id(wrong[2])
+    assert revoked[1]["WWW-Authenticate"] == wrong[1]["WWW-Authenticate"]
+    assert "revoked" not in revoked[2]["message"]
+
+
+async def test_revoked_key_rejected_by_store(lassod):
+    key = await lassod.new_key()
+    [row] = await lassod.daemon.database.read(key_queries.list_api_keys)
+
+    await lassod.daemon.database.transaction(key_queries.revoke_api_key, row.id, 1)
+
+    status, _ = await lassod.request("GET", "/api/v1/tables", key)
+    assert status == 401
+
+
+@pytest.fixture
+async def small_body_lassod(start_lassod, tmp_path):
+    return await start_lassod(make_settings(tmp_path, server={"max_body_bytes": 4096}))
+
+
+async def test_oversize_body_gets_413(small_body_lassod):
+    key = await small_body_lassod.new_key()
+    body = {"name": "n", "schema_id": "s", "source_text": "x" * 10_000}
+
+    status, _, error = await raw_request(
+        small_body_lassod, "POST", "/api/v1/tables", key, json=body
+    )
+
+    assert status == 413
+    assert error["error_type"] == "payload_too_large"
+    assert error["status_code"] == 413
+    assert "4096" in error["message"]
+    assert error["request_id"]
+
+
+async def test_oversize_chunked_body_gets_413(small_body_lassod):
+    key = await small_body_lassod.new_key()
+
+    async def chunks():
+        yield b'{"name": "n", "schema_id": "s", "source_text": "'
+        for _ in range(10):
+            yield b"x" * 1000
+        yield b'"}'
+
+    status, _, error = await raw_request(
+        small_body_lassod,
+        "POST",
+        "/api/v1/tables",
+        key,
+        data=chunks(),
+        headers={"Content-Type": "application/json"},
+    )
+
+    assert status == 413
+    assert error["error_type"] == "payload_too_large"
+
+
+async def test_compressed_body_limited_after_decompression(small_body_lassod):
+    key = await small_body_lassod.new_key()
+    text = b'{"name": "n", "schema_id": "s", "source_text": "' + b"x" * 100_000 + b'"}'
+    compressed = gzip.compress(text)
+    assert len(compressed) < 4096
+
+    status, _, error = await raw_request(
+        small_body_lassod,
+        "POST",
+        "/api/v1/tables",
+        key,
+        data=compressed,
+        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+    )
+
+    assert status == 413
+    assert error["error_type"] == "payload_too_large"
+
+
+def nested(depth: int):
+    value: object = "leaf"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("depth", [33, 5000])
+async def test_deeply_nested_body_rejected(lassod, depth):
+    key = await lassod.new_key()
+    text = '{"name": ' + "[" * depth + "]" * depth + "}"
+
+    status, _, error = await raw_request(
+        lassod,
+        "POST",
+        "/api/v1/tables",
+        key,
+        data=text,
+        headers={"Content-Type": "application/json"},
+    )
+
+    assert status == 400
+    assert error["error_type"] == "invalid_request"
+    assert "more than 32 levels" in error["message"]
+
+
+async def test_nesting_at_limit_reaches_validation(lassod):
+    key = await lassod.new_key()
+
+    status, error = await create_table(lassod, key, name=nested(31))
+
+    assert status == 422
+    assert error["field"] == "name"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("name", "n" * 257),
+        ("webhook_url", "https://example.test/" + "a" * 3000),
+        ("webhook_secret", "s" * 1025),
+        ("additional_context", "c" * 100_001),
+    ],
+)
+async def test_long_strings_rejected(lassod, field, value):
+    key = await lassod.new_key()
+    fields = {field: value}
+    if field == "webhook_secret":
+        fields["webhook_url"] = "https://example.test/hook"
+
+    status, error = await create_table(lassod, key, **fields)
+
+    assert status == 422
+    assert error["field"] == field
+    assert "at most" in error["message"]
+
+
+async def test_per_key_rate_limit(start_lassod, tmp_path):
+    server = {"rate_limit_per_s": 0.5, "rate_limit_burst": 3}
+    lassod = await start_lassod(make_settings(tmp_path, server=server))
+    key = await lassod.new_key("acme")
+    other = await lassod.new_key("globex")
+
+    statuses = [
+        (await raw_request(lassod, "GET", "/api/v1/tables", key))[0] for _ in range(3)
+    ]
+    limited = await raw_request(lassod, "GET", "/api/v1/tables", key)
+    other_status, _, _ = await raw_request(lassod, "GET", "/api/v1/tables", other)
+
+    assert statuses == [200, 200, 200]
+    assert limited[0] == 429
+    assert limited[2]["error_type"] == "rate_limited"
+    assert limited[1]["Retry-After"] == "2"
+    assert other_status == 200
+
+
+async def test_key_brute_force_hits_rate_limit(start_lassod, tmp_path):
+    server = {"failed_auth_per_s": 0.1, "failed_auth_burst": 5}
+    lassod = await start_lassod(make_settings(tmp_path, server=server))
+    valid = await lassod.new_key()
+    guesses = [f"lasso_{index:064d}" for index in range(20)]
+
+    statuses = []
+    for guess in guesses:
+        status, headers, body = await raw_request(
+            lassod, "GET", "/api/v1/tables", guess
+        )
+        statuses.append(status)
+    valid_status, _, _ = await raw_request(lassod, "GET", "/api/v1/tables", valid)
+
+    assert statuses[:5] == [401] * 5
+    assert statuses[5:] == [429] * 15
+    assert headers["Retry-After"] == "10"
+    assert body["error_type"] == "rate_limited"
+    # Once limited, a client cannot test keys at all, valid ones included.
+    assert valid_status == 429
+
+
+def test_token_bucket_refills_up_to_burst():
+    now = [0.0]
+    buckets = TokenBuckets(rate_per_s=2.0, burst=2, clock=lambda: now[0])
+
+    taken = [buckets.take("k"), buckets.take("k")]
+    empty_wait = buckets.take("k")
+    now[0] = 0.5
+    refilled = buckets.take("k")
+    now[0] = 100.0
+    after_idle = [buckets.take("k") for _ in range(3)]
+
+    assert taken == [0.0, 0.0]
+    assert empty_wait == pytest.approx(0.5)
+    assert refilled == 0.0
+    assert after_idle[:2] == [0.0, 0.0]
+    assert after_idle[2] > 0
+
+
+def test_token_buckets_drop_least_recently_used():
+    buckets = TokenBuckets(rate_per_s=0.001, burst=1, clock=lambda: 0.0, max_buckets=2)
+
+    buckets.take("a")
+    buckets.take("b")
+    buckets.take("c")
+
+    assert buckets.wait_s("a") == 0.0
+    assert buckets.wait_s("c") > 0
+
+
+def test_client_key_groups_ipv6_by_64():
+    assert client_key("2001:db8:1:2:3:4:5:6") == "2001:db8:1:2::/64"
+    assert client_key("127.0.0.1") == "127.0.0.1"
+    assert client_key(None) == "unknown"
+
+
+INJECTION_FIELDS = [
+    {"webhook_auth_header_name": "X-A\r\nX-Injected", "webhook_auth_header_value": "v"},
+    {"webhook_auth_header_name": "X-A: b", "webhook_auth_header_value": "v"},
+    {"webhook_auth_header_name": "X A", "webhook_auth_header_value": "v"},
+    {"webhook_auth_header_name": "Host", "webhook_auth_header_value": "evil.test"},
+    {
+        "webhook_auth_header_name": "Transfer-Encoding",
+        "webhook_auth_header_value": "chunked",
+    },
+    {"webhook_auth_header_name": "X-Lasso-Signature", "webhook_auth_header_value": "v"},
+    {
+        "webhook_auth_header_name": "X-Token",
+        "webhook_auth_header_value": "t\r\nX-Injected: 1",
+    },
+    {
+        "webhook_auth_header_name": "X-Token",
+        "webhook_auth_header_value": "t\nX-Injected: 1",
+    },
+    {
+        "webhook_auth_header_name": "X-Token",
+        "webhook_auth_header_value": "t\rX-Injected: 1",
+    },
+    {"webhook_auth_header_name": "X-Token", "webhook_auth_header_value": "t\x00"},
+    {"webhook_auth_header_name": "X-Token", "webhook_auth_header_value": "t\u2028x"},
+    {"webhook_auth_header_name": "X-Token", "webhook_auth_header_value": "t\u0085x"},
+    {"webhook_url": "http://127.0.0.1:9/h\r\nX-Injected: 1"},
+    {"webhook_url": "http://127.0.0.1:9/h HTTP/1.1\r\nHost: evil.test"},
+    {"webhook_url": "http://evil.test\r\n.example.test/h"},
+]
+
+
+@pytest.mark.parametrize("fields", INJECTION_FIELDS)
+async def test_header_injection_rejected(lassod, fields):
+    key = await lassod.new_key()
+    body = {"webhook_url": "http://127.0.0.1:9/hook", **fields}
+
+    status, error = await create_table(lassod, key, **body)
+
+    assert status == 422
+    assert error["field"] in fields
+
+
+async def test_encoded_crlf_in_url_stays_encoded(lassod, make_receiver):
+    receiver = await make_receiver()
+    key = await lassod.new_key()
+    url = receiver.url + "?next=%0d%0aX-Injected:%20yes"
+    status, table = await create_table(lassod, key, webhook_url=url)
+    assert status == 201
+
+    await lassod.request(
+        "POST",
+        f"/api/v1/tables/{table['id']}/status",
+        key,
+        json={"status": "completed"},
+    )
+
+    [item] = await receiver.wait_for(1)
+    assert "X-Injected" not in item.headers
+    assert item.path == "/hook"
+
+
+async def test_database_files_private_whatever_umask(start_lassod, tmp_path):
+    previous = os.umask(0)
+    try:
+        lassod = await start_lassod(make_settings(tmp_path))
+        await lassod.new_key()
+    finally:
+        os.umask(previous)
+    path = lassod.daemon.settings.database.path
+
+    for suffix in ("", "-wal", "-shm"):
+        mode = stat.S_IMODE(os.stat(path + suffix).st_mode)
+        assert mode == 0o600, f"{path + suffix} has mode {oct(mode)}"

@@ -1,0 +1,162 @@
+"""Bounded work per attempt: hostile receivers cannot hold memory or slots."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from aiohttp import web
+
+from tests.conftest import eventually, make_settings
+from tests.security_helpers import attempt_rows, complete_table, create_table
+
+CHUNK = b"x" * 65536
+
+
+async def deliver(lassod, url):
+    key = await lassod.new_key()
+    status, table = await create_table(lassod, key, webhook_url=url)
+    assert status == 201, table
+    await complete_table(lassod, key, table["id"])
+    return table["id"]
+
+
+async def finished_attempts(lassod, count):
+    async def enough() -> bool:
+        rows = await attempt_rows(lassod)
+        return len([row for row in rows if row.outcome is not None]) >= count
+
+    await eventually(enough)
+    return await attempt_rows(lassod)
+
+
+async def test_endless_body_read_up_to_limit(start_lassod, tmp_path, make_receiver):
+    written = {"bytes": 0, "cut_off": False}
+
+    async def endless(request: web.Request, number: int) -> web.StreamResponse:
+        response = web.StreamResponse(status=200)
+        await response.prepare(request)
+        try:
+            # Bounded: 4 GiB or 20 s, far beyond what lassod may read.
+            deadline = time.monotonic() + 20
+            while written["bytes"] < 4 * 1024**3 and time.monotonic() < deadline:
+                await response.write(CHUNK)
+                written["bytes"] += len(CHUNK)
+        except (ConnectionError, RuntimeError):
+            written["cut_off"] = True
+        return response
+
+    receiver = await make_receiver(endless)
+    lassod = await start_lassod(make_settings(tmp_path, delivery={"timeout_s": 5.0}))
+
+    await deliver(lassod, receiver.url)
+
+    [row] = await finished_attempts(lassod, 1)
+    assert row.status_code == 200
+    assert row.duration_ms < 2000
+    assert len(row.response_excerpt) == 1024
+    await eventually(lambda: _true_when(written["cut_off"]))
+    # What the receiver wrote beyond 64 KiB sat in socket buffers, unread.
+    assert written["bytes"] < 16 * 1024 * 1024
+
+
+async def _true_when(value: bool) -> bool:
+    return value
+
+
+async def test_ten_megabyte_body_excerpt_kept(start_lassod, tmp_path, make_receiver):
+    async def huge(request: web.Request, number: int) -> web.Response:
+        return web.Response(status=500, body=b"e" * (10 * 1024 * 1024))
+
+    receiver = await make_receiver(huge)
+    settings = make_settings(
+        tmp_path, delivery={"retry_delays_s": (), "timeout_s": 5.0}
+    )
+    lassod = await start_lassod(settings)
+
+    await deliver(lassod, receiver.url)
+
+    [row] = await finished_attempts(lassod, 1)
+    assert row.status_code == 500
+    assert row.outcome == "failed"
+    assert row.response_excerpt == "e" * 1024
+    assert row.duration_ms < 2000
+
+
+async def start_trickling_server(stop: asyncio.Event) -> tuple[asyncio.Server, int]:
+    """A raw HTTP server that sends its response headers one byte a second."""
+
+    async def handle(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        head = b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 30 + b"\r\n\r\n"
+        try:
+            for byte in head:
+                writer.write(bytes([byte]))
+                await writer.drain()
+                if stop.is_set():
+                    break
+                await asyncio.sleep(1.0)
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+async def test_trickled_headers_cut_off_at_timeout(start_lassod, tmp_path):
+    stop = asyncio.Event()
+    server, port = await start_trickling_server(stop)
+    settings = make_settings(
+        tmp_path, delivery={"timeout_s": 1.5, "retry_delays_s": ()}
+    )
+    lassod = await start_lassod(settings)
+    try:
+        await deliver(lassod, f"http://127.0.0.1:{port}/hook")
+
+        [row] = await finished_attempts(lassod, 1)
+    finally:
+        stop.set()
+        server.close()
+    assert row.error_kind == "timeout"
+    assert row.status_code is None
+    assert 1400 <= row.duration_ms < 2500
+
+
+async def test_hanging_receiver_does_not_delay_healthy_one(
+    start_lassod, tmp_path, make_receiver
+):
+    release = asyncio.Event()
+    active = {"now": 0, "max": 0}
+
+    async def hang(request: web.Request, number: int) -> web.Response:
+        active["now"] += 1
+        active["max"] = max(active["max"], active["now"])
+        try:
+            await asyncio.wait_for(release.wait(), 10)
+        finally:
+            active["now"] -= 1
+        return web.Response(status=204)
+
+    hanging = await make_receiver(hang)
+    healthy = await make_receiver()
+    delivery = {"max_concurrency": 4, "timeout_s": 4.0, "retry_delays_s": ()}
+    lassod = await start_lassod(make_settings(tmp_path, delivery=delivery))
+    try:
+        for _ in range(8):
+            await deliver(lassod, hanging.url)
+        await hanging.wait_for(1)
+        started = time.monotonic()
+
+        await deliver(lassod, healthy.url)
+        await healthy.wait_for(1, timeout_s=3.0)
+        waited_s = time.monotonic() - started
+    finally:
+        release.set()
+    assert waited_s < 1.0
+    # max_concurrency 4 gives a per-host limit of 1.
+    assert active["max"] == 1
+    assert len(hanging.received) == 1

@@ -1,0 +1,110 @@
+"""Secrets never leak: a full flow with every response and log line captured."""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+
+from aiohttp import web
+
+from tests.conftest import eventually
+from tests.security_helpers import webhook_status
+
+
+class Transcript:
+    """Every response of a flow, as raw text with its headers."""
+
+    def __init__(self, lassod) -> None:
+        self._lassod = lassod
+        self.texts: list[str] = []
+
+    async def call(self, method, path, key=None, **options):
+        """Send a request; return (status, parsed JSON body or None)."""
+        headers = dict(options.pop("headers", {}))
+        if key is not None:
+            headers["Authorization"] = f"Bearer {key}"
+        url = self._lassod.base_url + path
+        async with self._lassod.session.request(
+            method, url, headers=headers, **options
+        ) as response:
+            text = await response.text()
+            self.texts.append(f"{response.status} {dict(response.headers)!r} {text}")
+            parsed = (
+                json.loads(text)
+                if response.content_type == "application/json"
+                else None
+            )
+            return response.status, parsed
+
+
+async def test_secrets_never_in_responses_or_logs(
+    lassod, make_receiver, captured_logs, caplog
+):
+    caplog.set_level(logging.DEBUG)
+    secret = "whsk-" + secrets.token_hex(16)
+    token = "tok-" + secrets.token_hex(16)
+
+    async def fail_twice(request: web.Request, number: int) -> web.Response:
+        return web.Response(status=500 if number <= 2 else 200, text="receiver says no")
+
+    receiver = await make_receiver(fail_twice, secret=secret)
+    key = await lassod.new_key()
+    transcript = Transcript(lassod)
+    table = {
+        "name": "Invoices",
+        "schema_id": "sch_1",
+        "source_text": "text",
+        "webhook_url": receiver.url,
+        "webhook_secret": secret,
+        "webhook_auth_header_name": "Authorization",
+        "webhook_auth_header_value": f"Bearer {token}",
+    }
+
+    status, created = await transcript.call("POST", "/api/v1/tables", key, json=table)
+    assert status == 201
+    table_id = created["id"]
+    broken_json = f'{{"webhook_secret": "{secret}" oops'
+    bad_requests = [
+        (key, {"json": {**table, "webhook_auth_header_value": f"{token}\r\n"}}),
+        (key, {"json": {**table, "webhook_secret": secret * 100}}),
+        (key, {"json": {**table, "webhook_auth_header_name": token + " x"}}),
+        (key, {"json": {**table, "webhook_secret": [secret]}}),
+        (key, {"data": broken_json, "headers": {"Content-Type": "application/json"}}),
+        (key + "x", {"json": table}),
+        (key[:-1], {"json": table}),
+        (secret, {"json": table}),
+    ]
+    for used_key, options in bad_requests:
+        status, _ = await transcript.call("POST", "/api/v1/tables", used_key, **options)
+        assert status >= 400
+    await transcript.call(
+        "POST", f"/api/v1/tables/{table_id}/status", key, json={"status": "completed"}
+    )
+
+    received = await receiver.wait_for(3)
+
+    async def succeeded() -> bool:
+        return await webhook_status(lassod, key, table_id) == "succeeded"
+
+    await eventually(succeeded)
+    await transcript.call("GET", f"/api/v1/tables/{table_id}", key)
+    await transcript.call("GET", "/api/v1/tables", key)
+    await lassod.daemon.stop()
+
+    signatures = set()
+    for item in received:
+        signatures.add(item.headers["X-Lasso-Signature"].removeprefix("sha256="))
+        for signature in item.headers["webhook-signature"].split():
+            signatures.add(signature.removeprefix("v1,"))
+    assert len(signatures) >= 2
+    forbidden = {"API key": key, "webhook secret": secret, "auth header value": token}
+    forbidden.update(
+        {f"signature {index}": value for index, value in enumerate(signatures)}
+    )
+    logs = repr(captured_logs) + caplog.text
+    assert any(entry["event"] == "delivery_attempt_failed" for entry in captured_logs)
+    for name, value in forbidden.items():
+        for text in transcript.texts:
+            assert value not in text, f"{name} appears in a response: {text[:200]}"
+        assert value not in logs, f"{name} appears in the logs"
