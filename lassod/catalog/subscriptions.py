@@ -39,6 +39,7 @@ class SubscriptionRow:
     has_secret: bool
     created_us: int
     updated_us: int
+    disabled_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,7 @@ def public(subscription: SubscriptionRow, secret: str | None = None) -> dict[str
         "active": subscription.active,
         "auth_header_name": subscription.auth_header_name,
         "has_secret": subscription.has_secret,
+        "disabled_reason": subscription.disabled_reason,
         "created_at": iso_us(subscription.created_us),
         "updated_at": iso_us(subscription.updated_us),
     }

@@ -10,6 +10,7 @@ import orjson
 from lassod import events
 from lassod.catalog.subscriptions import NewSubscription, SubscriptionRow
 from lassod.ids import new_uuid
+from lassod.signing import rotate
 from lassod.store.deliveries import (
     QueuedDelivery,
     cancel_pending_for_endpoint,
@@ -18,7 +19,8 @@ from lassod.store.deliveries import (
 
 _SELECT = (
     "SELECT s.id, s.company_id, p.url, s.events, s.description, p.active,"
-    " p.auth_header_name, p.secret IS NOT NULL, s.created_us, s.updated_us"
+    " p.auth_header_name, p.secret IS NOT NULL, s.created_us, s.updated_us,"
+    " p.disabled_reason"
     " FROM subscriptions s JOIN endpoints p ON p.id = s.id"
 )
 _ENDPOINT_COLUMNS = ("url", "active", "secret", "auth_header_name", "auth_header_value")
@@ -37,6 +39,7 @@ def _row(row: sqlite3.Row | tuple) -> SubscriptionRow:
         has_secret=bool(row[7]),
         created_us=row[8],
         updated_us=row[9],
+        disabled_reason=row[10],
     )
 
 
@@ -130,13 +133,33 @@ def update_subscription(
     subscription_id: str,
     changes: dict[str, Any],
     now_us: int,
+    rotation_grace_ms: int,
 ) -> SubscriptionRow | None:
-    """Apply PATCH changes; pending retries read the new endpoint columns."""
+    """Apply PATCH changes; pending retries read the new endpoint columns.
+
+    A new secret keeps the old one signing for rotation_grace_ms. Turning a
+    subscription back on clears why and since when lassod had turned it off.
+    """
     if get_subscription(connection, company_id, subscription_id) is None:
         return None
     endpoint = {name: changes[name] for name in _ENDPOINT_COLUMNS if name in changes}
+    if "secret" in endpoint:
+        old = connection.execute(
+            "SELECT secret, previous_secret, previous_secret_until_ms FROM endpoints"
+            " WHERE id = ?",
+            (subscription_id,),
+        ).fetchone()
+        previous, until_ms = rotate(
+            old[0], (old[1], old[2]), endpoint["secret"], now_us // 1000, rotation_grace_ms
+        )
+        endpoint["previous_secret"] = previous
+        endpoint["previous_secret_until_ms"] = until_ms
     if "active" in endpoint:
         endpoint["active"] = int(endpoint["active"])
+        if endpoint["active"]:
+            endpoint["disabled_reason"] = None
+            endpoint["disabled_ms"] = None
+            endpoint["failing_since_ms"] = None
     subscription = {
         name: changes[name] for name in _SUBSCRIPTION_COLUMNS if name in changes
     }
@@ -171,7 +194,7 @@ def _update(
     values: dict[str, Any],
     now_us: int,
 ) -> None:
-    # Column names come from the fixed tuples above, never from the request.
+    # Column names come from fixed tuples in this module, never from the request.
     assignments = "".join(f"{name} = ?, " for name in values)
     connection.execute(
         f"UPDATE {table} SET {assignments}updated_us = ? WHERE id = ?",

@@ -5,12 +5,15 @@ from __future__ import annotations
 from aiohttp import web
 
 from lassod.catalog import subscriptions
-from lassod.clock import now_us
+from lassod import deliveries
+from lassod.clock import now_ms, now_us
 from lassod.logs import logger
+from lassod.store import deliveries as delivery_queries
 from lassod.store import subscriptions as subscription_queries
 from lassod.web.common import company_id, page_of, read_json
 from lassod.web.errors import json_response, not_found
-from lassod.web.state import DATABASE, SETTINGS
+from lassod.web.deliveries import check_requeued, recovered_response
+from lassod.web.state import DATABASE, SCHEDULER, SETTINGS
 
 routes = web.RouteTableDef()
 
@@ -68,12 +71,14 @@ async def update_subscription(request: web.Request) -> web.Response:
     changes = subscriptions.parse_patch(
         await read_json(request), request.app[SETTINGS].security
     )
+    grace_s = request.app[SETTINGS].delivery.secret_rotation_grace_s
     subscription = await request.app[DATABASE].transaction(
         subscription_queries.update_subscription,
         company,
         subscription_id,
         changes,
         now_us(),
+        round(grace_s * 1000),
     )
     if subscription is None:
         raise not_found("subscription", subscription_id)
@@ -104,3 +109,27 @@ async def delete_subscription(request: web.Request) -> web.Response:
         cancelled_deliveries=cancelled,
     )
     return web.Response(status=204)
+
+
+@routes.post("/api/v1/catalog/webhooks/{subscription_id}/recover")
+async def recover_abandoned(request: web.Request) -> web.Response:
+    """Queue a new delivery for each abandoned delivery in a time window."""
+    company = await company_id(request)
+    subscription_id = request.match_info["subscription_id"]
+    since_ms, until_ms = deliveries.parse_window(await read_json(request))
+    database = request.app[DATABASE]
+    found = await database.read(
+        subscription_queries.get_subscription, company, subscription_id
+    )
+    if found is None:
+        raise not_found("subscription", subscription_id)
+    requeue = await database.transaction(
+        delivery_queries.recover_abandoned,
+        subscription_id,
+        since_ms,
+        until_ms,
+        now_ms(),
+    )
+    check_requeued(requeue, f"subscription {subscription_id!r}")
+    request.app[SCHEDULER].notify(requeue.queued)
+    return recovered_response(requeue, subscription_id)
