@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import math
 import os
 import tomllib
@@ -52,12 +53,33 @@ class LogSettings:
 
 
 @dataclass(frozen=True)
+class RetentionSettings:
+    """How long finished deliveries, their attempts and events are kept."""
+
+    succeeded_max_age_s: float = 30 * 24 * 3600.0
+    # Also applies to cancelled deliveries.
+    abandoned_max_age_s: float = 90 * 24 * 3600.0
+    interval_s: float = 60.0
+    batch_size: int = 500
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    """Who may read GET /metrics: client networks and an optional bearer token."""
+
+    allowed_clients: tuple[str, ...] = ("127.0.0.1/32", "::1/128")
+    token: str | None = None
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
     security: SecuritySettings = field(default_factory=SecuritySettings)
     log: LogSettings = field(default_factory=LogSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
 
 SECTIONS: dict[str, type] = {
@@ -66,6 +88,8 @@ SECTIONS: dict[str, type] = {
     "delivery": DeliverySettings,
     "security": SecuritySettings,
     "log": LogSettings,
+    "retention": RetentionSettings,
+    "metrics": MetricsSettings,
 }
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -100,6 +124,22 @@ def _delay_list(name: str, value: Any) -> tuple[float, ...]:
         raise _invalid(name, value, allowed)
     check = _number_range(0, 7 * 24 * 3600)
     return tuple(check(name, item) for item in value)
+
+
+def _network_list(name: str, value: Any) -> tuple[str, ...]:
+    """Accept a list of CIDR networks, or one comma-separated string of them."""
+    allowed = 'a list of CIDR networks such as ["127.0.0.1/32", "::1/128"]'
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if not isinstance(value, (list, tuple)) or len(value) > 1000:
+        raise _invalid(name, value, allowed)
+    networks = []
+    for item in value:
+        try:
+            networks.append(str(ipaddress.ip_network(item)))
+        except (TypeError, ValueError):
+            raise _invalid(name, value, f"{allowed}; {item!r} is not one") from None
+    return tuple(networks)
 
 
 def _boolean(name: str, value: Any) -> bool:
@@ -141,6 +181,12 @@ CHECKS: dict[str, Any] = {
     "security.allow_private_targets": _boolean,
     "log.level": _choice(*LOG_LEVELS),
     "log.format": _choice(*LOG_FORMATS),
+    "retention.succeeded_max_age_s": _number_range(1, 100 * 365 * 24 * 3600),
+    "retention.abandoned_max_age_s": _number_range(1, 100 * 365 * 24 * 3600),
+    "retention.interval_s": _number_range(0.01, 24 * 3600),
+    "retention.batch_size": _int_range(1, 100_000),
+    "metrics.allowed_clients": _network_list,
+    "metrics.token": _text,
 }
 
 
@@ -217,3 +263,51 @@ def _build(raw: dict[str, Any]) -> Settings:
             checked[key] = CHECKS[f"{section}.{key}"](f"{section}.{key}", value)
         sections[section] = SECTIONS[section](**checked)
     return Settings(**sections)
+
+
+# Settings that SIGHUP applies to a running daemon. Every other setting keeps
+# its start-up value until a restart.
+RELOADABLE = frozenset(
+    {
+        "log.level",
+        "delivery.timeout_s",
+        "delivery.retry_delays_s",
+        "delivery.max_concurrency",
+        "delivery.response_max_bytes",
+        "delivery.response_excerpt_bytes",
+        "retention.succeeded_max_age_s",
+        "retention.abandoned_max_age_s",
+        "retention.interval_s",
+        "retention.batch_size",
+        "metrics.allowed_clients",
+        "metrics.token",
+    }
+)
+
+
+def merge_reloadable(current: Settings, loaded: Settings) -> tuple[Settings, list[str]]:
+    """Take the reloadable settings from `loaded`, keep the rest of `current`.
+
+    Returns the merged settings and the names of changed settings that need a
+    restart, so the caller can report them.
+    """
+    merged = current
+    needs_restart = []
+    for section in SECTIONS:
+        old_section = getattr(current, section)
+        new_section = getattr(loaded, section)
+        changes = {}
+        for item in dataclasses.fields(old_section):
+            name = f"{section}.{item.name}"
+            value = getattr(new_section, item.name)
+            if value == getattr(old_section, item.name):
+                continue
+            if name in RELOADABLE:
+                changes[item.name] = value
+            else:
+                needs_restart.append(name)
+        if changes:
+            merged = dataclasses.replace(
+                merged, **{section: dataclasses.replace(old_section, **changes)}
+            )
+    return merged, needs_restart

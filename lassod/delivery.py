@@ -68,7 +68,9 @@ class Sender:
     @classmethod
     def create(cls, settings: DeliverySettings) -> Sender:
         connector = aiohttp.TCPConnector(
-            limit=settings.max_concurrency,
+            # Unlimited: the scheduler caps concurrent attempts, and a fixed
+            # pool size here would ignore a max_concurrency raised by SIGHUP.
+            limit=0,
             ttl_dns_cache=10,
             enable_cleanup_closed=True,
         )
@@ -79,6 +81,10 @@ class Sender:
             skip_auto_headers=("Accept-Encoding",),
         )
         return cls(settings, session)
+
+    def apply_settings(self, settings: DeliverySettings) -> None:
+        """Use new delivery settings for attempts that start from now on."""
+        self._settings = settings
 
     async def close(self) -> None:
         await self._session.close()

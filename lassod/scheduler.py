@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import heapq
 import time
-from typing import Iterable
+from typing import Callable, Iterable
 
 from lassod import outcomes
 from lassod.clock import now_ms
 from lassod.config import DeliverySettings
 from lassod.delivery import AttemptResult, Sender
 from lassod.logs import logger
+from lassod.metrics import Metrics
 from lassod.recorder import OutcomeRecorder
 from lassod.store import Database
 from lassod.store import deliveries as queries
@@ -34,7 +35,13 @@ class Scheduler:
     `notify`.
     """
 
-    def __init__(self, database: Database, sender: Sender, settings: DeliverySettings) -> None:
+    def __init__(
+        self,
+        database: Database,
+        sender: Sender,
+        settings: DeliverySettings,
+        metrics: Metrics | None = None,
+    ) -> None:
         self._database = database
         self._sender = sender
         self._settings = settings
@@ -47,6 +54,10 @@ class Scheduler:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self.last_tick = time.monotonic()
+        # Called on every pass of the loop, such as to ping systemd's watchdog.
+        self.on_tick: Callable[[], None] | None = None
+        self._metrics = Metrics() if metrics is None else metrics
+        self._metrics.watch_scheduler(lambda: len(self._heap), lambda: len(self._in_flight))
 
     @property
     def in_flight(self) -> int:
@@ -89,6 +100,15 @@ class Scheduler:
                 await asyncio.wait(pending)
         await self._recorder.stop()
 
+    def apply_settings(self, settings: DeliverySettings) -> None:
+        """Use new delivery settings from the next pass of the loop on.
+
+        Attempts in flight finish under the settings they started with; a
+        lower max_concurrency only holds back new dispatches.
+        """
+        self._settings = settings
+        self._wake.set()
+
     def _push(self, due_ms: int, delivery_id: str) -> None:
         heapq.heappush(self._heap, (due_ms, delivery_id))
         self._known.add(delivery_id)
@@ -129,6 +149,8 @@ class Scheduler:
     async def _run(self) -> None:
         while not self._stopping:
             self.last_tick = time.monotonic()
+            if self.on_tick is not None:
+                self.on_tick()
             now = now_ms()
             if self._needs_refill(now):
                 await self._refill(now)
@@ -146,7 +168,9 @@ class Scheduler:
     def _take_due(self, now: int, free: int) -> list[str]:
         due = []
         while self._heap and free > len(due) and self._heap[0][0] <= now:
-            due.append(heapq.heappop(self._heap)[1])
+            due_ms, delivery_id = heapq.heappop(self._heap)
+            self._metrics.attempt_dispatched(now - due_ms)
+            due.append(delivery_id)
         return due
 
     def _sleep_s(self, now: int, free: int) -> float:
@@ -183,6 +207,13 @@ class Scheduler:
             result = AttemptResult(succeeded=False, duration_ms=0, error_kind="internal_error")
         outcome = outcomes.decide(job, result, now_ms(), self._settings.retry_delays_s)
         self._recorder.add(outcome)
+        self._metrics.attempt_finished(
+            job.event_name,
+            outcome.attempt_outcome,
+            result.status_code,
+            result.duration_ms,
+            outcome.delivery_status,
+        )
         _log_attempt(job, result, outcome)
 
     def _on_recorded(self, batch: list[AttemptOutcome]) -> None:

@@ -237,3 +237,13 @@ def emit_event(
         insert_delivery(connection, event_id, company_id, endpoint_id, now_ms)
         for endpoint_id in endpoint_ids
     ]
+
+
+def count_pending(connection: sqlite3.Connection) -> int:
+    """Count pending deliveries, including those with an attempt in flight."""
+    # The condition matches the partial index deliveries_due, which SQLite
+    # then counts instead of the table.
+    row = connection.execute(
+        "SELECT COUNT(*) FROM deliveries WHERE status = 'pending'"
+    ).fetchone()
+    return row[0]

@@ -5,9 +5,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from lassod.config import Settings
+from lassod.runtime import Runtime
 from lassod.scheduler import Scheduler
 from lassod.store import Database
 
 DATABASE = web.AppKey("database", Database)
 SCHEDULER = web.AppKey("scheduler", Scheduler)
 SETTINGS = web.AppKey("settings", Settings)
+RUNTIME = web.AppKey("runtime", Runtime)
