@@ -14,7 +14,7 @@ from lassod.delivery import Sender
 from lassod.logs import logger
 from lassod.metrics import Metrics
 from lassod.retention import Pruner
-from lassod.runtime import READY, STOPPING, Runtime
+from lassod.runtime import READY, STOPPED, STOPPING, Runtime
 from lassod.scheduler import Scheduler
 from lassod.store import Database
 from lassod.systemd import Notifier
@@ -58,6 +58,8 @@ class Daemon:
         self.runtime.phase = READY
         self.notifier.ready(f"delivering on port {self.port}")
         self.scheduler.on_tick = self.notifier.watchdog_tick
+        if self.notifier.watchdog_interval_s is not None:
+            self.scheduler.max_idle_s = min(1.0, self.notifier.watchdog_interval_s)
         logger.info(
             "lassod_started",
             version=__version__,
@@ -71,6 +73,8 @@ class Daemon:
 
         The API keeps answering while attempts finish, with /readyz at 503.
         """
+        if self.runtime.phase == STOPPED:
+            return
         logger.info("lassod_stopping")
         self.runtime.phase = STOPPING
         self.notifier.stopping()
@@ -85,6 +89,7 @@ class Daemon:
             await self._sender.close()
         if self.database is not None:
             await self.database.close()
+        self.runtime.phase = STOPPED
         logger.info("lassod_stopped")
 
     def reload(self, config_path: str | Path | None) -> bool:

@@ -32,7 +32,8 @@ class Pruner:
 
     Succeeded deliveries go after retention.succeeded_max_age_s; abandoned and
     cancelled ones after retention.abandoned_max_age_s, counted from their
-    last change. Events go once no delivery refers to them.
+    last change. An event goes with its last delivery, and an event that
+    never had one goes after the shorter of the two ages.
     """
 
     def __init__(self, database: Database, settings: RetentionSettings) -> None:
@@ -65,7 +66,7 @@ class Pruner:
         await self._prune_status("succeeded", succeeded_before, totals)
         await self._prune_status("abandoned", abandoned_before, totals)
         await self._prune_status("cancelled", abandoned_before, totals)
-        await self._prune_events(min(succeeded_before, abandoned_before), totals)
+        await self._prune_events(max(succeeded_before, abandoned_before), totals)
         await self._vacuum(totals)
         return totals
 

@@ -10,6 +10,7 @@ from lassod.metrics import Metrics
 STARTING = "starting"
 READY = "ready"
 STOPPING = "stopping"
+STOPPED = "stopped"
 
 
 @dataclass
@@ -17,7 +18,8 @@ class Runtime:
     """Current settings (replaced by SIGHUP), metrics and lifecycle phase.
 
     phase is starting until the queue is rebuilt and the socket listens,
-    ready while serving, and stopping from the start of shutdown.
+    ready while serving, stopping from the start of shutdown, and stopped
+    once everything is closed.
     """
 
     settings: Settings

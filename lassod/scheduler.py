@@ -55,7 +55,9 @@ class Scheduler:
         self._stopping = False
         self.last_tick = time.monotonic()
         # Called on every pass of the loop, such as to ping systemd's watchdog.
+        # An idle loop still passes at least every max_idle_s.
         self.on_tick: Callable[[], None] | None = None
+        self.max_idle_s = 1.0
         self._metrics = Metrics() if metrics is None else metrics
         self._metrics.watch_scheduler(lambda: len(self._heap), lambda: len(self._in_flight))
 
@@ -178,8 +180,8 @@ class Scheduler:
         wake_ms = self._cursor[0] - HORIZON_MS // 2
         if self._heap and free > 0:
             wake_ms = min(wake_ms, self._heap[0][0])
-        # Capped so the loop ticks at least once a second for health checks.
-        return min(max(wake_ms - now, 0) / 1000, 1.0)
+        # Capped so the loop ticks often enough for health checks and pings.
+        return min(max(wake_ms - now, 0) / 1000, self.max_idle_s)
 
     async def _dispatch(self, delivery_ids: list[str]) -> None:
         jobs = await self._database.transaction(queries.begin_attempts, delivery_ids, now_ms())
