@@ -65,7 +65,7 @@ class RetentionSettings:
 
 @dataclass(frozen=True)
 class MetricsSettings:
-    """Who may read GET /metrics: client networks and an optional bearer token."""
+    """Access rules for GET /metrics: allowed client networks and a bearer token."""
 
     allowed_clients: tuple[str, ...] = ("127.0.0.1/32", "::1/128")
     token: str | None = None

@@ -41,7 +41,7 @@ class Daemon:
     async def start(self) -> None:
         """Open and migrate the database, listen, rebuild the queue, then report ready.
 
-        The socket listens before the queue is rebuilt, so /healthz answers
+        The socket listens before the queue is rebuilt, so /healthz responds
         and /readyz reports "starting" while a large queue loads.
         """
         settings = self.settings
@@ -71,7 +71,7 @@ class Daemon:
     async def stop(self) -> None:
         """Report stopping, finish or record in-flight attempts, then close.
 
-        The API keeps answering while attempts finish, with /readyz at 503.
+        The API keeps serving requests while attempts finish, with /readyz at 503.
         """
         if self.runtime.phase == STOPPED:
             return

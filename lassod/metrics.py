@@ -28,7 +28,16 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        registry = self.registry
+        self._add_delivery_metrics(self.registry)
+        self._add_service_metrics(self.registry)
+        self._delivery_children: dict[tuple[str, str], Counter] = {}
+        self._attempt_children: dict[tuple[str, int], Counter] = {}
+        self._api_children: dict[tuple[str, str, int], Counter] = {}
+        self._database_children: dict[str, Histogram] = {}
+        self._observe_attempt_s = self._attempt_seconds.observe
+        self._observe_lag_s = self._lag_seconds.observe
+
+    def _add_delivery_metrics(self, registry: CollectorRegistry) -> None:
         self._deliveries = Counter(
             "lassod_deliveries", "Deliveries that reached a final state, by event"
             " and outcome (succeeded or abandoned).", ("event", "outcome"),
@@ -47,6 +56,8 @@ class Metrics:
             "lassod_scheduler_lag_seconds", "Start time minus due time of each"
             " dispatched attempt.", buckets=LAG_BUCKETS_S, registry=registry,
         )
+
+    def _add_service_metrics(self, registry: CollectorRegistry) -> None:
         self.in_flight = Gauge(
             "lassod_attempts_in_flight", "Attempts sent and not yet finished.",
             registry=registry,
@@ -65,12 +76,6 @@ class Metrics:
             " transaction, by query function.", ("operation",),
             buckets=DATABASE_BUCKETS_S, registry=registry,
         )
-        self._delivery_children: dict[tuple[str, str], Counter] = {}
-        self._attempt_children: dict[tuple[str, int], Counter] = {}
-        self._api_children: dict[tuple[str, str, int], Counter] = {}
-        self._database_children: dict[str, Histogram] = {}
-        self._observe_attempt_s = self._attempt_seconds.observe
-        self._observe_lag_s = self._lag_seconds.observe
 
     def watch_scheduler(self, queued: Callable[[], int], in_flight: Callable[[], int]) -> None:
         """Read queue sizes from the scheduler at scrape time."""

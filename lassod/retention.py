@@ -104,7 +104,7 @@ class Pruner:
         """Delete old events that never had a delivery.
 
         Events whose deliveries are pruned go with their last delivery, so
-        this scan only moves forward and sees each event once per process.
+        this scan only moves forward and checks each event once per process.
         """
         while True:
             deleted, cursor = await self._database.transaction(

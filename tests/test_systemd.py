@@ -86,7 +86,7 @@ async def test_watchdog_pings_stop_when_loop_wedged(tmp_path, path_socket):
             wedged.set()
             await asyncio.Event().wait()
 
-        # A refill that never returns stands in for a stuck database call.
+        # A refill that never returns simulates a stuck database call.
         scheduler._needs_refill = lambda now: True
         scheduler._refill = hang
         scheduler._wake.set()

@@ -144,7 +144,7 @@ def _migrate(connection: sqlite3.Connection) -> None:
 
 
 def ping(connection: sqlite3.Connection) -> None:
-    """Run a trivial query to show that the database answers."""
+    """Run a trivial query; raise StoreError when the database fails it."""
     try:
         connection.execute("SELECT 1").fetchone()
     except sqlite3.Error as error:
