@@ -16,7 +16,22 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 # Attempt time spans fast local receivers up to delivery.timeout_s (at most
 # 300 s); scheduler lag is normally milliseconds and grows under overload.
-ATTEMPT_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+ATTEMPT_BUCKETS_S = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+    30,
+    60,
+    300,
+)
 LAG_BUCKETS_S = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60, 300)
 DATABASE_BUCKETS_S = (0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5)
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -39,45 +54,63 @@ class Metrics:
 
     def _add_delivery_metrics(self, registry: CollectorRegistry) -> None:
         self._deliveries = Counter(
-            "lassod_deliveries", "Deliveries that reached a final state, by event"
-            " and outcome (succeeded or abandoned).", ("event", "outcome"),
+            "lassod_deliveries",
+            "Deliveries that reached a final state, by event"
+            " and outcome (succeeded or abandoned).",
+            ("event", "outcome"),
             registry=registry,
         )
         self._attempts = Counter(
-            "lassod_attempts", "Finished attempts by outcome (succeeded, failed,"
+            "lassod_attempts",
+            "Finished attempts by outcome (succeeded, failed,"
             " interrupted) and receiver status class (none without a response).",
-            ("outcome", "status_class"), registry=registry,
+            ("outcome", "status_class"),
+            registry=registry,
         )
         self._attempt_seconds = Histogram(
-            "lassod_attempt_duration_seconds", "Time from sending an attempt to"
-            " its result.", buckets=ATTEMPT_BUCKETS_S, registry=registry,
+            "lassod_attempt_duration_seconds",
+            "Time from sending an attempt to its result.",
+            buckets=ATTEMPT_BUCKETS_S,
+            registry=registry,
         )
         self._lag_seconds = Histogram(
-            "lassod_scheduler_lag_seconds", "Start time minus due time of each"
-            " dispatched attempt.", buckets=LAG_BUCKETS_S, registry=registry,
+            "lassod_scheduler_lag_seconds",
+            "Start time minus due time of each dispatched attempt.",
+            buckets=LAG_BUCKETS_S,
+            registry=registry,
         )
 
     def _add_service_metrics(self, registry: CollectorRegistry) -> None:
         self.in_flight = Gauge(
-            "lassod_attempts_in_flight", "Attempts sent and not yet finished.",
+            "lassod_attempts_in_flight",
+            "Attempts sent and not yet finished.",
             registry=registry,
         )
         self.queue_depth = Gauge(
-            "lassod_queue_depth", "Deliveries waiting, by state: pending (all"
+            "lassod_queue_depth",
+            "Deliveries waiting, by state: pending (all"
             " pending in the database, read at scrape time), queued (due within"
-            " the scheduler's window), in_flight.", ("state",), registry=registry,
+            " the scheduler's window), in_flight.",
+            ("state",),
+            registry=registry,
         )
         self._api_requests = Counter(
-            "lassod_api_requests", "API requests by route, method and status.",
-            ("route", "method", "status"), registry=registry,
+            "lassod_api_requests",
+            "API requests by route, method and status.",
+            ("route", "method", "status"),
+            registry=registry,
         )
         self._database_seconds = Histogram(
-            "lassod_database_operation_seconds", "Time of each database read or"
-            " transaction, by query function.", ("operation",),
-            buckets=DATABASE_BUCKETS_S, registry=registry,
+            "lassod_database_operation_seconds",
+            "Time of each database read or transaction, by query function.",
+            ("operation",),
+            buckets=DATABASE_BUCKETS_S,
+            registry=registry,
         )
 
-    def watch_scheduler(self, queued: Callable[[], int], in_flight: Callable[[], int]) -> None:
+    def watch_scheduler(
+        self, queued: Callable[[], int], in_flight: Callable[[], int]
+    ) -> None:
         """Read queue sizes from the scheduler at scrape time."""
         self.in_flight.set_function(in_flight)
         self.queue_depth.labels("queued").set_function(queued)

@@ -87,7 +87,9 @@ class Pruner:
                     )
             await asyncio.sleep(self._settings.interval_s)
 
-    async def _prune_status(self, status: str, before_ms: int, totals: PruneTotals) -> None:
+    async def _prune_status(
+        self, status: str, before_ms: int, totals: PruneTotals
+    ) -> None:
         limit = self._settings.batch_size
         while True:
             count = await self._database.transaction(

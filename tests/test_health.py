@@ -9,7 +9,9 @@ from aiohttp import web
 
 from lassod.daemon import Daemon
 from lassod.scheduler import Scheduler
+from lassod.web import health
 from tests.conftest import eventually, make_settings
+from tests.ops_helpers import release_wedged, wedge_scheduler
 
 
 async def get(session: aiohttp.ClientSession, port: int, path: str) -> tuple[int, dict]:
@@ -78,10 +80,18 @@ async def test_readyz_flips_during_shutdown(start_lassod, tmp_path, make_receive
     lassod = await start_lassod(make_settings(tmp_path))
     receiver = await make_receiver(slow)
     key = await lassod.new_key()
-    body = {"name": "T", "schema_id": "s", "source_text": "x", "webhook_url": receiver.url}
+    body = {
+        "name": "T",
+        "schema_id": "s",
+        "source_text": "x",
+        "webhook_url": receiver.url,
+    }
     _, table = await lassod.request("POST", "/api/v1/tables", key, json=body)
     await lassod.request(
-        "POST", f"/api/v1/tables/{table['id']}/status", key, json={"status": "completed"}
+        "POST",
+        f"/api/v1/tables/{table['id']}/status",
+        key,
+        json={"status": "completed"},
     )
     await receiver.wait_for(1)
 
@@ -95,3 +105,18 @@ async def test_readyz_flips_during_shutdown(start_lassod, tmp_path, make_receive
     assert status == 200
     await stopping
     assert answered.is_set()
+
+
+async def test_readyz_fails_when_loop_wedged(lassod, monkeypatch):
+    monkeypatch.setattr(health, "READY_TICK_MAX_AGE_S", 0.3)
+    scheduler = lassod.daemon.scheduler
+    try:
+        await wedge_scheduler(scheduler)
+        await asyncio.sleep(0.4)
+
+        status, body = await lassod.request("GET", "/readyz")
+
+        assert status == 503
+        assert body["reason"].startswith("scheduler loop has not run for")
+    finally:
+        await release_wedged(scheduler)

@@ -45,11 +45,18 @@ async def middleware_server():
 
 async def test_request_id_ties_log_lines_and_header(lassod, middleware_server, logged):
     headers = {"X-Request-Id": "req-from-client-1"}
-    async with lassod.session.get(middleware_server + "/noisy", headers=headers) as response:
+    async with lassod.session.get(
+        middleware_server + "/noisy", headers=headers
+    ) as response:
         assert response.headers["X-Request-Id"] == "req-from-client-1"
 
-    lines = [entry for entry in logged if entry.get("request_id") == "req-from-client-1"]
-    assert [entry["event"] for entry in lines] == ["handler_noticed_something", "api_request"]
+    lines = [
+        entry for entry in logged if entry.get("request_id") == "req-from-client-1"
+    ]
+    assert [entry["event"] for entry in lines] == [
+        "handler_noticed_something",
+        "api_request",
+    ]
     assert lines[1]["route"] == "/noisy"
     assert lines[1]["status"] == 200
 
@@ -87,7 +94,10 @@ async def test_dead_receiver_one_line_per_attempt(lassod, logged):
     body = {"name": "T", "schema_id": "s", "source_text": "x", "webhook_url": url}
     _, table = await lassod.request("POST", "/api/v1/tables", key, json=body)
     await lassod.request(
-        "POST", f"/api/v1/tables/{table['id']}/status", key, json={"status": "completed"}
+        "POST",
+        f"/api/v1/tables/{table['id']}/status",
+        key,
+        json={"status": "completed"},
     )
 
     async def abandoned() -> bool:

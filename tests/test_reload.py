@@ -41,7 +41,9 @@ def test_merge_takes_reloadable_and_reports_the_rest():
 async def test_reload_raises_concurrency_without_dropping(
     start_lassod, tmp_path, make_receiver
 ):
-    lassod = await start_lassod(make_settings(tmp_path, delivery={"max_concurrency": 1}))
+    lassod = await start_lassod(
+        make_settings(tmp_path, delivery={"max_concurrency": 1})
+    )
     release = asyncio.Event()
 
     async def hold(request: web.Request, number: int) -> web.Response:
@@ -52,10 +54,18 @@ async def test_reload_raises_concurrency_without_dropping(
     key = await lassod.new_key()
     table_ids = []
     for _ in range(3):
-        body = {"name": "T", "schema_id": "s", "source_text": "x", "webhook_url": receiver.url}
+        body = {
+            "name": "T",
+            "schema_id": "s",
+            "source_text": "x",
+            "webhook_url": receiver.url,
+        }
         _, table = await lassod.request("POST", "/api/v1/tables", key, json=body)
         await lassod.request(
-            "POST", f"/api/v1/tables/{table['id']}/status", key, json={"status": "completed"}
+            "POST",
+            f"/api/v1/tables/{table['id']}/status",
+            key,
+            json={"status": "completed"},
         )
         table_ids.append(table["id"])
     await receiver.wait_for(1)
@@ -81,12 +91,16 @@ async def test_reload_raises_concurrency_without_dropping(
 
 async def test_reload_invalid_file_keeps_settings(lassod, tmp_path, captured_logs):
     before = lassod.daemon.settings
-    config = write_config(tmp_path / "lassod.toml", '[delivery]\nmax_concurrency = "many"\n')
+    config = write_config(
+        tmp_path / "lassod.toml", '[delivery]\nmax_concurrency = "many"\n'
+    )
 
     assert not lassod.daemon.reload(config)
 
     assert lassod.daemon.settings is before
-    [failure] = [entry for entry in captured_logs if entry["event"] == "settings_reload_failed"]
+    [failure] = [
+        entry for entry in captured_logs if entry["event"] == "settings_reload_failed"
+    ]
     assert "delivery.max_concurrency" in failure["error"]
     status, _ = await lassod.request("GET", "/readyz")
     assert status == 200
@@ -97,7 +111,9 @@ async def test_reload_reports_settings_needing_restart(lassod, tmp_path, capture
 
     assert lassod.daemon.reload(config)
 
-    [warning] = [entry for entry in captured_logs if entry["event"] == "settings_need_restart"]
+    [warning] = [
+        entry for entry in captured_logs if entry["event"] == "settings_need_restart"
+    ]
     # The test's settings differ from the file's defaults in other keys too.
     assert "server.max_body_bytes" in warning["settings"]
     assert "log.level" not in warning["settings"]
@@ -105,9 +121,7 @@ async def test_reload_reports_settings_needing_restart(lassod, tmp_path, capture
 
 
 async def test_reload_applies_retention_and_metrics_access(lassod, tmp_path):
-    config = write_config(
-        tmp_path / "lassod.toml", '[metrics]\ntoken = "new-token"\n'
-    )
+    config = write_config(tmp_path / "lassod.toml", '[metrics]\ntoken = "new-token"\n')
 
     assert lassod.daemon.reload(config)
 

@@ -24,7 +24,11 @@ SETTINGS = RetentionSettings(
 
 
 def add_delivery(
-    connection: sqlite3.Connection, company: str, event_id: str, status: str, age_days: int
+    connection: sqlite3.Connection,
+    company: str,
+    event_id: str,
+    status: str,
+    age_days: int,
 ) -> str:
     changed_ms = NOW_MS - age_days * DAY_MS
     queued = queries.insert_delivery(connection, event_id, company, "tbl_x", changed_ms)
@@ -42,7 +46,9 @@ def add_delivery(
 
 def add_event(connection: sqlite3.Connection, company: str, age_days: int) -> str:
     created_ms = NOW_MS - age_days * DAY_MS
-    return queries.insert_event(connection, company, "table.completed", b"{}", created_ms)
+    return queries.insert_event(
+        connection, company, "table.completed", b"{}", created_ms
+    )
 
 
 def build_history(connection: sqlite3.Connection) -> dict[str, str]:
@@ -67,13 +73,17 @@ def build_history(connection: sqlite3.Connection) -> dict[str, str]:
     ids["lonely_young_event"] = add_event(connection, company, 29)
     for number in range(5):
         event = add_event(connection, company, 35)
-        ids[f"batch_{number}"] = add_delivery(connection, company, event, "succeeded", 35)
+        ids[f"batch_{number}"] = add_delivery(
+            connection, company, event, "succeeded", 35
+        )
     return ids
 
 
 def remaining(connection: sqlite3.Connection) -> tuple[set[str], set[str], set[str]]:
     deliveries = {row[0] for row in connection.execute("SELECT id FROM deliveries")}
-    attempts = {row[0] for row in connection.execute("SELECT delivery_id FROM attempts")}
+    attempts = {
+        row[0] for row in connection.execute("SELECT delivery_id FROM attempts")
+    }
     events = {row[0] for row in connection.execute("SELECT id FROM events")}
     return deliveries, attempts, events
 
@@ -144,7 +154,12 @@ async def test_database_file_stops_growing(start_lassod, tmp_path, make_receiver
     lassod = await start_lassod(settings)
     receiver = await make_receiver()
     key = await lassod.new_key()
-    body = {"name": "T", "schema_id": "s", "source_text": "x", "webhook_url": receiver.url}
+    body = {
+        "name": "T",
+        "schema_id": "s",
+        "source_text": "x",
+        "webhook_url": receiver.url,
+    }
     _, table = await lassod.request("POST", "/api/v1/tables", key, json=body)
     database = lassod.daemon.database
     company = await database.read(
@@ -158,7 +173,9 @@ async def test_database_file_stops_growing(start_lassod, tmp_path, make_receiver
     for second in range(6):
         # Steady load: 100 events of 4 kB each per second.
         for _ in range(4):
-            queued = await database.transaction(_emit_many, company, table["id"], payload, 25)
+            queued = await database.transaction(
+                _emit_many, company, table["id"], payload, 25
+            )
             lassod.daemon.scheduler.notify(queued)
         await receiver.wait_for(100 * (second + 1))
         await asyncio.sleep(0.75)
@@ -175,7 +192,9 @@ async def test_database_file_stops_growing(start_lassod, tmp_path, make_receiver
 
     async def pruned() -> bool:
         count = await database.read(
-            lambda connection: connection.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+            lambda connection: connection.execute(
+                "SELECT COUNT(*) FROM events"
+            ).fetchone()[0]
         )
         return count < 400
 
@@ -183,7 +202,11 @@ async def test_database_file_stops_growing(start_lassod, tmp_path, make_receiver
 
 
 def _emit_many(
-    connection: sqlite3.Connection, company: str, endpoint_id: str, payload: bytes, count: int
+    connection: sqlite3.Connection,
+    company: str,
+    endpoint_id: str,
+    payload: bytes,
+    count: int,
 ) -> list[queries.QueuedDelivery]:
     from lassod.clock import now_ms
 

@@ -51,7 +51,9 @@ class Process:
 
 def environment(tmp_path: Path) -> dict[str, str]:
     variables = {
-        name: value for name, value in os.environ.items() if not name.startswith("LASSOD_")
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("LASSOD_")
     }
     variables.pop("NOTIFY_SOCKET", None)
     variables.update(
@@ -66,8 +68,12 @@ def environment(tmp_path: Path) -> dict[str, str]:
 
 async def run_lassod(tmp_path: Path, *args: str) -> tuple[int, str]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "lassod", *args,
-        env=environment(tmp_path), stdout=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "lassod",
+        *args,
+        env=environment(tmp_path),
+        stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
     stdout, _ = await asyncio.wait_for(process.communicate(), 20)
@@ -80,8 +86,14 @@ async def start_process(tmp_path):
 
     async def start(config: Path) -> Process:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "lassod", "--config", str(config), "serve",
-            env=environment(tmp_path), stdout=asyncio.subprocess.PIPE,
+            sys.executable,
+            "-m",
+            "lassod",
+            "--config",
+            str(config),
+            "serve",
+            env=environment(tmp_path),
+            stdout=asyncio.subprocess.PIPE,
         )
         running = Process(process)
         started.append(running)
@@ -95,7 +107,9 @@ async def start_process(tmp_path):
             await running.process.wait()
 
 
-async def request(lassod: Process, session, method: str, path: str, key: str, body=None):
+async def request(
+    lassod: Process, session, method: str, path: str, key: str, body=None
+):
     url = f"http://127.0.0.1:{lassod.port}{path}"
     headers = {"Authorization": f"Bearer {key}"}
     async with session.request(method, url, json=body, headers=headers) as response:
@@ -114,7 +128,7 @@ async def test_sigterm_mid_attempt_finishes_and_exits_zero(
     tmp_path, start_process, make_receiver
 ):
     config = tmp_path / "lassod.toml"
-    config.write_text("[log]\nlevel = \"info\"\n")
+    config.write_text('[log]\nlevel = "info"\n')
     code, output = await run_lassod(
         tmp_path, "--config", str(config), "keys", "create", "--company", "acme"
     )
@@ -130,11 +144,20 @@ async def test_sigterm_mid_attempt_finishes_and_exits_zero(
     receiver = await make_receiver(slow)
     lassod = await start_process(config)
     async with aiohttp.ClientSession() as session:
-        body = {"name": "T", "schema_id": "s", "source_text": "x", "webhook_url": receiver.url}
-        status, table = await request(lassod, session, "POST", "/api/v1/tables", key, body)
+        body = {
+            "name": "T",
+            "schema_id": "s",
+            "source_text": "x",
+            "webhook_url": receiver.url,
+        }
+        status, table = await request(
+            lassod, session, "POST", "/api/v1/tables", key, body
+        )
         assert status == 201
         path = f"/api/v1/tables/{table['id']}/status"
-        status, _ = await request(lassod, session, "POST", path, key, {"status": "completed"})
+        status, _ = await request(
+            lassod, session, "POST", path, key, {"status": "completed"}
+        )
         assert status == 200
         await asyncio.wait_for(arrived.wait(), 10)
 
@@ -145,7 +168,9 @@ async def test_sigterm_mid_attempt_finishes_and_exits_zero(
     assert events.index("delivery_attempt_succeeded") < events.index("lassod_stopped")
     database = await Database.open(str(tmp_path / "lassod.db"))
     try:
-        assert await database.read(recorded_attempts) == [("succeeded", 200, "succeeded")]
+        assert await database.read(recorded_attempts) == [
+            ("succeeded", 200, "succeeded")
+        ]
     finally:
         await database.close()
 
@@ -155,7 +180,7 @@ async def test_sighup_reloads_and_survives_invalid_file(tmp_path, start_process)
     config.write_text("[delivery]\nmax_concurrency = 10\n")
     lassod = await start_process(config)
 
-    config.write_text("[delivery]\nmax_concurrency = 20\n[log]\nlevel = \"debug\"\n")
+    config.write_text('[delivery]\nmax_concurrency = 20\n[log]\nlevel = "debug"\n')
     lassod.process.send_signal(signal.SIGHUP)
     reloaded = await lassod.wait_for_event("settings_reloaded")
     assert reloaded["log_level"] == "debug"

@@ -17,6 +17,7 @@ from lassod.config import ServerSettings
 from lassod.daemon import Daemon
 from lassod.systemd import Notifier
 from tests.conftest import eventually, make_settings
+from tests.ops_helpers import release_wedged, wedge_scheduler
 
 UNIT = Path(__file__).parent.parent / "systemd" / "lassod.service"
 
@@ -80,23 +81,12 @@ async def test_watchdog_pings_stop_when_loop_wedged(tmp_path, path_socket):
     scheduler = daemon.scheduler
     try:
         await eventually(lambda: _pings_at_least(notify, 2))
-        wedged = asyncio.Event()
-
-        async def hang(now: int) -> None:
-            wedged.set()
-            await asyncio.Event().wait()
-
-        # A refill that never returns simulates a stuck database call.
-        scheduler._needs_refill = lambda now: True
-        scheduler._refill = hang
-        scheduler._wake.set()
-        await asyncio.wait_for(wedged.wait(), 5)
+        await wedge_scheduler(scheduler)
         before = len(notify.first_lines())
         await asyncio.sleep(0.5)
         assert notify.first_lines()[before:] == []
     finally:
-        scheduler._task.cancel()
-        scheduler._task = None
+        await release_wedged(scheduler)
         await daemon.stop()
 
 
@@ -108,7 +98,9 @@ async def test_abstract_notify_socket(tmp_path):
     name = f"lassod-test-{os.getpid()}-{id(tmp_path)}"
     notify = NotifySocket(b"\0" + name.encode())
     try:
-        daemon = Daemon(make_settings(tmp_path), Notifier({"NOTIFY_SOCKET": "@" + name}))
+        daemon = Daemon(
+            make_settings(tmp_path), Notifier({"NOTIFY_SOCKET": "@" + name})
+        )
         await daemon.start()
         await daemon.stop()
         assert notify.first_lines() == ["READY=1", "STOPPING=1"]
@@ -156,7 +148,9 @@ def test_unit_file_hardening():
     assert float(stop_timeout.split("=")[1]) > 2 * default_grace_s
 
 
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
+@pytest.mark.skipif(
+    shutil.which("systemd-analyze") is None, reason="needs systemd-analyze"
+)
 def test_unit_passes_systemd_analyze_verify(tmp_path):
     # verify checks that ExecStart exists, so point it at this environment's lassod.
     lassod = Path(sys.executable).parent / "lassod"
@@ -165,7 +159,10 @@ def test_unit_passes_systemd_analyze_verify(tmp_path):
     unit.write_text(text)
 
     result = subprocess.run(
-        ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=30
+        ["systemd-analyze", "verify", str(unit)],
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
 
     assert result.returncode == 0, result.stderr
