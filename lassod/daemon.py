@@ -26,7 +26,9 @@ class Daemon:
 
     def __init__(self, settings: Settings, notifier: Notifier | None = None) -> None:
         self.runtime = Runtime(settings=settings, metrics=Metrics())
-        self.notifier = Notifier() if notifier is None else notifier
+        # Without a notifier it sends nothing, so an in-process daemon never
+        # reports to a service manager that runs the host process.
+        self.notifier = Notifier({}) if notifier is None else notifier
         self.database: Database | None = None
         self.scheduler: Scheduler | None = None
         self._sender: Sender | None = None
@@ -145,7 +147,7 @@ async def serve(settings: Settings, config_path: str | Path | None = None) -> No
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    daemon = Daemon(settings)
+    daemon = Daemon(settings, Notifier())
     loop.add_signal_handler(signal.SIGHUP, daemon.reload, config_path)
     try:
         await daemon.start()

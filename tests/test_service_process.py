@@ -15,6 +15,7 @@ import pytest
 from aiohttp import web
 
 from lassod.store import Database
+from tests.ops_helpers import notify_socket
 
 
 class Process:
@@ -84,7 +85,7 @@ async def run_lassod(tmp_path: Path, *args: str) -> tuple[int, str]:
 async def start_process(tmp_path):
     started: list[Process] = []
 
-    async def start(config: Path) -> Process:
+    async def start(config: Path, **variables: str) -> Process:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -92,7 +93,7 @@ async def start_process(tmp_path):
             "--config",
             str(config),
             "serve",
-            env=environment(tmp_path),
+            env=environment(tmp_path) | variables,
             stdout=asyncio.subprocess.PIPE,
         )
         running = Process(process)
@@ -192,3 +193,21 @@ async def test_sighup_reloads_and_survives_invalid_file(tmp_path, start_process)
 
     lassod.process.send_signal(signal.SIGTERM)
     assert await lassod.exit_code() == 0
+
+
+async def test_process_notifies_systemd(tmp_path, start_process):
+    config = tmp_path / "lassod.toml"
+    config.write_text("")
+    with notify_socket() as (address, notify):
+        variables = {"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "400000"}
+        lassod = await start_process(config, **variables)
+        await asyncio.sleep(0.5)
+
+        lassod.process.send_signal(signal.SIGTERM)
+
+        assert await lassod.exit_code() == 0
+        lines = notify.first_lines()
+    assert lines[0] == "READY=1"
+    assert f"MAINPID={lassod.process.pid}" in notify.messages[0]
+    assert "WATCHDOG=1" in lines
+    assert lines[-1] == "STOPPING=1"

@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -17,43 +15,20 @@ from lassod.config import ServerSettings
 from lassod.daemon import Daemon
 from lassod.systemd import Notifier
 from tests.conftest import eventually, make_settings
-from tests.ops_helpers import release_wedged, wedge_scheduler
+from tests.ops_helpers import (
+    NotifySocket,
+    notify_socket,
+    release_wedged,
+    wedge_scheduler,
+)
 
 UNIT = Path(__file__).parent.parent / "systemd" / "lassod.service"
 
 
-class NotifySocket:
-    """A bound AF_UNIX datagram socket that collects notify messages."""
-
-    def __init__(self, address: str | bytes) -> None:
-        self.socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.socket.bind(address)
-        self.socket.setblocking(False)
-        self.messages: list[str] = []
-
-    def collect(self) -> list[str]:
-        while True:
-            try:
-                self.messages.append(self.socket.recv(4096).decode())
-            except BlockingIOError:
-                return self.messages
-
-    def first_lines(self) -> list[str]:
-        return [message.split("\n", 1)[0] for message in self.collect()]
-
-    def close(self) -> None:
-        self.socket.close()
-
-
 @pytest.fixture
 def path_socket():
-    # A socket path must fit in 108 bytes, which pytest's tmp_path may not.
-    folder = tempfile.mkdtemp(prefix="lassod-notify-", dir="/tmp")
-    address = os.path.join(folder, "notify")
-    notify = NotifySocket(address)
-    yield address, notify
-    notify.close()
-    shutil.rmtree(folder)
+    with notify_socket() as bound:
+        yield bound
 
 
 async def test_notify_order_ready_watchdog_stopping(tmp_path, path_socket):
