@@ -28,9 +28,10 @@ def host_key(url: str) -> str:
 class HostAdmission:
     """Count attempts in flight per host; park due deliveries whose host is full.
 
-    The connector also caps connections per host, but an attempt waiting for
-    that cap already occupies a scheduler slot. Without admission, deliveries
-    to one hanging host could occupy every slot and starve all other hosts.
+    A connection cap per host in the HTTP client would not be enough, because
+    an attempt waiting for a connection already occupies a scheduler slot, so
+    deliveries to one hanging host could occupy every slot and starve all
+    other hosts.
     Parked deliveries occupy no slot, and each finished attempt hands back
     one parked delivery of its host.
     """
@@ -79,3 +80,17 @@ class HostAdmission:
         if not queue:
             del self._parked[host]
         return item
+
+    def set_limit(self, limit: int) -> list[tuple[int, str]]:
+        """Change the per-host limit; return parked deliveries to schedule again.
+
+        After a raise, every parked delivery goes back to the heap and is
+        admitted or parked anew under the new limit.
+        """
+        raised = limit > self._limit
+        self._limit = limit
+        if not raised:
+            return []
+        released = [item for queue in self._parked.values() for item in queue]
+        self._parked.clear()
+        return released

@@ -126,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"lassod: {error}", file=sys.stderr)
         return 2
     if args.command in (None, "serve"):
-        return _serve(settings)
+        return _serve(settings, args.config)
     logs.configure(settings.log.level, settings.log.format, stream=sys.stderr)
     command = _keys if args.command == "keys" else _deliveries
     try:
@@ -136,12 +136,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-def _serve(settings: Settings) -> int:
+def _serve(settings: Settings, config_path: str | None) -> int:
     from lassod.daemon import serve
 
     logs.configure(settings.log.level, settings.log.format)
     try:
-        _run_event_loop(serve(settings))
+        _run_event_loop(serve(settings, config_path))
     except StoreError as error:
         logs.logger.error("lassod_start_failed", error=str(error))
         return 1

@@ -81,12 +81,33 @@ class LogSettings:
 
 
 @dataclass(frozen=True)
+class RetentionSettings:
+    """How long finished deliveries, their attempts and events are kept."""
+
+    succeeded_max_age_s: float = 30 * 24 * 3600.0
+    # Also applies to cancelled deliveries.
+    abandoned_max_age_s: float = 90 * 24 * 3600.0
+    interval_s: float = 60.0
+    batch_size: int = 500
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    """Access rules for GET /metrics: allowed client networks and a bearer token."""
+
+    allowed_clients: tuple[str, ...] = ("127.0.0.1/32", "::1/128")
+    token: str | None = None
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
     security: SecuritySettings = field(default_factory=SecuritySettings)
     log: LogSettings = field(default_factory=LogSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
 
 SECTIONS: dict[str, type] = {
@@ -95,6 +116,8 @@ SECTIONS: dict[str, type] = {
     "delivery": DeliverySettings,
     "security": SecuritySettings,
     "log": LogSettings,
+    "retention": RetentionSettings,
+    "metrics": MetricsSettings,
 }
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -203,6 +226,12 @@ CHECKS: dict[str, Any] = {
     "security.require_https": _boolean,
     "log.level": _choice(*LOG_LEVELS),
     "log.format": _choice(*LOG_FORMATS),
+    "retention.succeeded_max_age_s": _number_range(1, 100 * 365 * 24 * 3600),
+    "retention.abandoned_max_age_s": _number_range(1, 100 * 365 * 24 * 3600),
+    "retention.interval_s": _number_range(0.01, 24 * 3600),
+    "retention.batch_size": _int_range(1, 100_000),
+    "metrics.allowed_clients": _cidr_list,
+    "metrics.token": _text,
 }
 
 
@@ -279,3 +308,55 @@ def _build(raw: dict[str, Any]) -> Settings:
             checked[key] = CHECKS[f"{section}.{key}"](f"{section}.{key}", value)
         sections[section] = SECTIONS[section](**checked)
     return Settings(**sections)
+
+
+# Settings that SIGHUP applies to a running daemon. Every other setting keeps
+# its start-up value until a restart.
+RELOADABLE = frozenset(
+    {
+        "log.level",
+        "delivery.timeout_s",
+        "delivery.retry_delays_s",
+        "delivery.max_concurrency",
+        "delivery.max_concurrency_per_host",
+        "delivery.retry_after_max_s",
+        "delivery.retry_jitter",
+        "delivery.disable_after_failing_s",
+        "delivery.response_max_bytes",
+        "delivery.response_excerpt_bytes",
+        "retention.succeeded_max_age_s",
+        "retention.abandoned_max_age_s",
+        "retention.interval_s",
+        "retention.batch_size",
+        "metrics.allowed_clients",
+        "metrics.token",
+    }
+)
+
+
+def merge_reloadable(current: Settings, loaded: Settings) -> tuple[Settings, list[str]]:
+    """Take the reloadable settings from `loaded`, keep the rest of `current`.
+
+    Returns the merged settings and the names of changed settings that need a
+    restart, so the caller can report them.
+    """
+    merged = current
+    needs_restart = []
+    for section in SECTIONS:
+        old_section = getattr(current, section)
+        new_section = getattr(loaded, section)
+        changes = {}
+        for item in dataclasses.fields(old_section):
+            name = f"{section}.{item.name}"
+            value = getattr(new_section, item.name)
+            if value == getattr(old_section, item.name):
+                continue
+            if name in RELOADABLE:
+                changes[item.name] = value
+            else:
+                needs_restart.append(name)
+        if changes:
+            merged = dataclasses.replace(
+                merged, **{section: dataclasses.replace(old_section, **changes)}
+            )
+    return merged, needs_restart

@@ -4,44 +4,142 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from pathlib import Path
 
 from aiohttp import web
 from aiohttp.abc import AbstractResolver
 
-from lassod import __version__
-from lassod.config import Settings
+from lassod import __version__, logs
+from lassod.config import ConfigError, Settings, load_settings, merge_reloadable
 from lassod.delivery import Sender
 from lassod.logs import logger
+from lassod.metrics import Metrics
+from lassod.retention import Pruner
+from lassod.runtime import READY, STOPPED, STOPPING, Runtime
 from lassod.scheduler import Scheduler
 from lassod.store import Database
+from lassod.systemd import Notifier
 from lassod.web import create_app
 
 
 class Daemon:
-    """One running lassod: database, scheduler and HTTP server."""
+    """One running lassod: database, scheduler, retention and HTTP server."""
 
     def __init__(
-        self, settings: Settings, resolver: AbstractResolver | None = None
+        self,
+        settings: Settings,
+        notifier: Notifier | None = None,
+        resolver: AbstractResolver | None = None,
     ) -> None:
-        self.settings = settings
+        self.runtime = Runtime(settings=settings, metrics=Metrics())
+        # Without a notifier it sends nothing, so an in-process daemon never
+        # reports to a service manager that runs the host process.
+        self.notifier = Notifier({}) if notifier is None else notifier
         # Replaces system DNS for outbound deliveries; tests use a stub.
         self._resolver = resolver
         self.database: Database | None = None
         self.scheduler: Scheduler | None = None
         self._sender: Sender | None = None
+        self._pruner: Pruner | None = None
         self._runner: web.AppRunner | None = None
         self.app: web.Application | None = None
         self.port: int | None = None
 
+    @property
+    def settings(self) -> Settings:
+        return self.runtime.settings
+
     async def start(self) -> None:
+        """Open and migrate the database, listen, rebuild the queue, then report ready.
+
+        The socket listens before the queue is rebuilt, so /healthz responds
+        and /readyz reports "starting" while a large queue loads.
+        """
         settings = self.settings
         self.database = await Database.open(settings.database.path)
+        self.database.on_operation = self.runtime.metrics.database_operation
         self._sender = Sender.create(
             settings.delivery, settings.security, self._resolver
         )
-        self.scheduler = Scheduler(self.database, self._sender, settings.delivery)
+        self.scheduler = Scheduler(
+            self.database, self._sender, settings.delivery, self.runtime.metrics
+        )
+        await self._listen()
         await self.scheduler.start()
-        self.app = create_app(settings, self.database, self.scheduler)
+        self._pruner = Pruner(self.database, settings.retention)
+        self._pruner.start()
+        self.runtime.phase = READY
+        self.notifier.ready(f"delivering on port {self.port}")
+        self.scheduler.on_tick = self.notifier.watchdog_tick
+        if self.notifier.watchdog_interval_s is not None:
+            self.scheduler.max_idle_s = min(1.0, self.notifier.watchdog_interval_s)
+        logger.info(
+            "lassod_started",
+            version=__version__,
+            host=settings.server.host,
+            port=self.port,
+            database=settings.database.path,
+        )
+
+    async def stop(self) -> None:
+        """Report stopping, finish or record in-flight attempts, then close.
+
+        The API keeps serving requests while attempts finish, with /readyz at 503.
+        """
+        if self.runtime.phase == STOPPED:
+            return
+        logger.info("lassod_stopping")
+        self.runtime.phase = STOPPING
+        self.notifier.stopping()
+        grace_s = self.settings.server.shutdown_grace_s
+        if self._pruner is not None:
+            await self._pruner.stop()
+        if self.scheduler is not None:
+            await self.scheduler.stop(grace_s)
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self._sender is not None:
+            await self._sender.close()
+        if self.database is not None:
+            await self.database.close()
+        self.runtime.phase = STOPPED
+        logger.info("lassod_stopped")
+
+    def reload(self, config_path: str | Path | None) -> bool:
+        """Re-read the settings file and apply the settings that can change live.
+
+        An invalid file changes nothing. Returns whether settings were applied.
+        """
+        self.notifier.reloading()
+        try:
+            loaded = load_settings(config_path)
+        except ConfigError as error:
+            logger.error("settings_reload_failed", error=str(error))
+            self.notifier.reloaded("reload failed; previous settings kept")
+            return False
+        merged, needs_restart = merge_reloadable(self.settings, loaded)
+        if needs_restart:
+            logger.warning("settings_need_restart", settings=needs_restart)
+        self._apply(merged)
+        logger.info("settings_reloaded", log_level=merged.log.level)
+        self.notifier.reloaded(f"delivering on port {self.port}")
+        return True
+
+    def _apply(self, settings: Settings) -> None:
+        self.runtime.settings = settings
+        logs.configure(settings.log.level, settings.log.format)
+        if self._sender is not None:
+            self._sender.apply_settings(settings.delivery)
+        if self.scheduler is not None:
+            self.scheduler.apply_settings(settings.delivery)
+        if self._pruner is not None:
+            self._pruner.apply_settings(settings.retention)
+
+    async def _listen(self) -> None:
+        settings = self.settings
+        if self.database is None or self.scheduler is None:
+            raise RuntimeError("the database and scheduler must exist before listening")
+        self.app = create_app(self.runtime, self.database, self.scheduler)
         self._runner = web.AppRunner(
             self.app,
             access_log=None,
@@ -52,35 +150,16 @@ class Daemon:
         site = web.TCPSite(self._runner, settings.server.host, settings.server.port)
         await site.start()
         self.port = _bound_port(self._runner)
-        logger.info(
-            "lassod_started",
-            version=__version__,
-            host=settings.server.host,
-            port=self.port,
-            database=settings.database.path,
-        )
-
-    async def stop(self) -> None:
-        """Stop taking requests, finish or record in-flight attempts, close."""
-        logger.info("lassod_stopping")
-        if self._runner is not None:
-            await self._runner.cleanup()
-        if self.scheduler is not None:
-            await self.scheduler.stop(self.settings.server.shutdown_grace_s)
-        if self._sender is not None:
-            await self._sender.close()
-        if self.database is not None:
-            await self.database.close()
-        logger.info("lassod_stopped")
 
 
-async def serve(settings: Settings) -> None:
-    """Run until SIGTERM or SIGINT."""
+async def serve(settings: Settings, config_path: str | Path | None = None) -> None:
+    """Run until SIGTERM or SIGINT; SIGHUP reloads settings from config_path."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    daemon = Daemon(settings)
+    daemon = Daemon(settings, Notifier())
+    loop.add_signal_handler(signal.SIGHUP, daemon.reload, config_path)
     try:
         await daemon.start()
         await stop.wait()

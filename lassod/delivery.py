@@ -92,8 +92,10 @@ class Sender:
         """Build the client session; `resolver` replaces system DNS (tests)."""
         guarded = GuardedResolver(AddressPolicy.from_settings(security), resolver)
         connector = aiohttp.TCPConnector(
-            limit=settings.max_concurrency,
-            limit_per_host=settings.per_host_limit,
+            # Unlimited: the scheduler caps attempts in total and per host, and
+            # a fixed pool size here would ignore limits raised by SIGHUP.
+            limit=0,
+            limit_per_host=0,
             resolver=guarded,
             ttl_dns_cache=10,
             enable_cleanup_closed=True,
@@ -105,6 +107,10 @@ class Sender:
             skip_auto_headers=("Accept-Encoding",),
         )
         return cls(settings, security, session, guarded)
+
+    def apply_settings(self, settings: DeliverySettings) -> None:
+        """Use new delivery settings for attempts that start from now on."""
+        self._settings = settings
 
     async def close(self) -> None:
         await self._session.close()

@@ -6,7 +6,7 @@ import asyncio
 import heapq
 import random
 import time
-from typing import Iterable
+from typing import Callable, Iterable
 
 from lassod import outcomes
 from lassod.admission import HostAdmission, host_key
@@ -14,6 +14,7 @@ from lassod.clock import now_ms
 from lassod.config import DeliverySettings
 from lassod.delivery import AttemptResult, Sender
 from lassod.logs import logger
+from lassod.metrics import Metrics
 from lassod.recorder import OutcomeRecorder
 from lassod.store import Database
 from lassod.store import deliveries as queries
@@ -45,7 +46,13 @@ class Scheduler:
     when SQLite's data_version shows a commit from another connection.
     """
 
-    def __init__(self, database: Database, sender: Sender, settings: DeliverySettings) -> None:
+    def __init__(
+        self,
+        database: Database,
+        sender: Sender,
+        settings: DeliverySettings,
+        metrics: Metrics | None = None,
+    ) -> None:
         self._database = database
         self._sender = sender
         self._settings = settings
@@ -62,6 +69,12 @@ class Scheduler:
         self._data_version = 0
         self._external_checked_ms = 0
         self._external_check_due = 0.0
+        # Called on every pass of the loop, such as to ping systemd's watchdog.
+        # An idle loop still passes at least every max_idle_s.
+        self.on_tick: Callable[[], None] | None = None
+        self.max_idle_s = 1.0
+        self._metrics = Metrics() if metrics is None else metrics
+        self._metrics.watch_scheduler(lambda: len(self._heap), lambda: len(self._in_flight))
 
     @property
     def in_flight(self) -> int:
@@ -105,6 +118,18 @@ class Scheduler:
             if pending:
                 await asyncio.wait(pending)
         await self._recorder.stop()
+
+    def apply_settings(self, settings: DeliverySettings) -> None:
+        """Use new delivery settings from the next pass of the loop on.
+
+        Attempts in flight finish under the settings they started with; a
+        lower max_concurrency only holds back new dispatches.
+        """
+        self._settings = settings
+        for item in self._admission.set_limit(settings.per_host_limit):
+            # Still in _known: parked deliveries never left the scheduler.
+            heapq.heappush(self._heap, item)
+        self._wake.set()
 
     def _push(self, due_ms: int, delivery_id: str) -> None:
         heapq.heappush(self._heap, (due_ms, delivery_id))
@@ -165,6 +190,8 @@ class Scheduler:
     async def _run(self) -> None:
         while not self._stopping:
             self.last_tick = time.monotonic()
+            if self.on_tick is not None:
+                self.on_tick()
             now = now_ms()
             if self._needs_refill(now):
                 await self._refill(now)
@@ -185,7 +212,9 @@ class Scheduler:
     def _take_due(self, now: int, free: int) -> list[tuple[int, str]]:
         due = []
         while self._heap and free > len(due) and self._heap[0][0] <= now:
-            due.append(heapq.heappop(self._heap))
+            item = heapq.heappop(self._heap)
+            self._metrics.attempt_dispatched(now - item[0])
+            due.append(item)
         return due
 
     def _sleep_s(self, now: int, free: int) -> float:
@@ -193,8 +222,8 @@ class Scheduler:
         wake_ms = self._cursor[0] - HORIZON_MS // 2
         if self._heap and free > 0:
             wake_ms = min(wake_ms, self._heap[0][0])
-        # Capped so the loop ticks at least once a second for health checks.
-        return min(max(wake_ms - now, 0) / 1000, 1.0)
+        # Capped so the loop ticks often enough for health checks and pings.
+        return min(max(wake_ms - now, 0) / 1000, self.max_idle_s)
 
     async def _dispatch(self, due: list[tuple[int, str]]) -> None:
         urls = await self._database.read(queries.target_urls, [item[1] for item in due])
@@ -239,6 +268,13 @@ class Scheduler:
             job, result, now_ms(), self._settings, random.random()
         )
         self._recorder.add(outcome)
+        self._metrics.attempt_finished(
+            job.event_name,
+            outcome.attempt_outcome,
+            result.status_code,
+            result.duration_ms,
+            outcome.delivery_status,
+        )
         _log_attempt(job, result, outcome)
 
     def _release_host(self, delivery_id: str) -> None:

@@ -174,7 +174,7 @@ async def test_hanging_receiver_times_out(start_lassod, tmp_path, make_receiver)
 
     async def hang_first(request: web.Request, number: int) -> web.Response:
         if number == 1:
-            await asyncio.sleep(5)
+            await asyncio.sleep(2)
         return web.Response(status=204)
 
     receiver = await make_receiver(hang_first)

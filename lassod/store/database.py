@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import time
 from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, TypeVar
@@ -34,6 +35,8 @@ class Database:
     def __init__(self, connection: aiosqlite.Connection, path: str) -> None:
         self._connection = connection
         self.path = path
+        # Called with (query function name, seconds) after each operation.
+        self.on_operation: Callable[[str, float], None] | None = None
 
     @classmethod
     async def open(cls, path: str) -> Database:
@@ -59,17 +62,24 @@ class Database:
         self, work: Callable[..., Result], *args: Any
     ) -> Result:
         """Run work(connection, *args) inside BEGIN IMMEDIATE ... COMMIT."""
-        return await self._run(_in_transaction, work, *args)
+        return await self._run(work.__name__, _in_transaction, work, *args)
 
     async def read(self, work: Callable[..., Result], *args: Any) -> Result:
         """Run work(connection, *args) outside an explicit transaction."""
-        return await self._run(work, *args)
+        return await self._run(work.__name__, work, *args)
 
-    async def _run(self, work: Callable[..., Any], *args: Any) -> Any:
-        # NOTE: aiosqlite has no public call for running a function on its
-        # thread; _execute is that call in aiosqlite 0.20 to 0.22 (pinned in
-        # pyproject.toml). The function receives the sqlite3 connection.
-        return await self._connection._execute(_call_with_connection, self, work, args)
+    async def _run(self, name: str, work: Callable[..., Any], *args: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            # NOTE: aiosqlite has no public call for running a function on its
+            # thread; _execute is that call in aiosqlite 0.20 to 0.22 (pinned in
+            # pyproject.toml). The function receives the sqlite3 connection.
+            return await self._connection._execute(
+                _call_with_connection, self, work, args
+            )
+        finally:
+            if self.on_operation is not None:
+                self.on_operation(name, time.perf_counter() - started)
 
     @property
     def raw(self) -> sqlite3.Connection:
@@ -136,3 +146,11 @@ def _migrate(connection: sqlite3.Connection) -> None:
             + script.read_text()
             + f"\nPRAGMA user_version = {version};\nCOMMIT;"
         )
+
+
+def ping(connection: sqlite3.Connection) -> None:
+    """Run a trivial query; raise StoreError when the database fails it."""
+    try:
+        connection.execute("SELECT 1").fetchone()
+    except sqlite3.Error as error:
+        raise StoreError(f"database query failed: {error}") from error

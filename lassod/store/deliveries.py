@@ -393,3 +393,13 @@ def endpoint_state(connection: sqlite3.Connection, endpoint_id: str) -> str:
     if row is None:
         return "no_endpoint"
     return "active" if row[0] else "inactive"
+
+
+def count_pending(connection: sqlite3.Connection) -> int:
+    """Count pending deliveries, including those with an attempt in flight."""
+    # The condition matches the partial index deliveries_due, which SQLite
+    # then counts instead of the table.
+    row = connection.execute(
+        "SELECT COUNT(*) FROM deliveries WHERE status = 'pending'"
+    ).fetchone()
+    return row[0]

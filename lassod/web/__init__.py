@@ -4,25 +4,37 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from lassod.config import Settings
+from lassod.runtime import Runtime
 from lassod.scheduler import Scheduler
 from lassod.store import Database
-from lassod.web import attributes, deliveries, docs, products, subscriptions, tables
-from lassod.web.errors import error_middleware
+from lassod.web import (
+    attributes,
+    deliveries,
+    docs,
+    health,
+    products,
+    subscriptions,
+    tables,
+)
+from lassod.web.errors import RESPONSE_OBSERVER, error_middleware
 from lassod.web.ratelimit import RateLimits
-from lassod.web.state import DATABASE, RATE_LIMITS, SCHEDULER, SETTINGS
+from lassod.web.state import DATABASE, RATE_LIMITS, RUNTIME, SCHEDULER, SETTINGS
 
 
-def create_app(settings: Settings, database: Database, scheduler: Scheduler) -> web.Application:
+def create_app(runtime: Runtime, database: Database, scheduler: Scheduler) -> web.Application:
+    settings = runtime.settings
     app = web.Application(
         middlewares=[error_middleware],
         client_max_size=settings.server.max_body_bytes,
     )
     app[SETTINGS] = settings
+    app[RUNTIME] = runtime
     app[DATABASE] = database
     app[SCHEDULER] = scheduler
-    app.add_routes(docs.routes)
     app[RATE_LIMITS] = RateLimits.from_settings(settings.server)
+    app[RESPONSE_OBSERVER] = runtime.metrics.api_request
+    app.add_routes(docs.routes)
+    app.add_routes(health.routes)
     app.add_routes(tables.routes)
     app.add_routes(deliveries.routes)
     app.add_routes(attributes.routes)

@@ -6,6 +6,7 @@ import time
 from typing import Any, Awaitable, Callable
 
 import orjson
+import structlog
 from aiohttp import web
 
 from lassod.ids import new_id
@@ -28,8 +29,12 @@ ERROR_TYPES = {
 REQUEST_ID_HEADER = "X-Request-Id"
 REQUEST_ID = web.RequestKey("request_id", str)
 _MAX_REQUEST_ID_LENGTH = 128
+# Probes and scrapes arrive every few seconds; their access lines are debug.
+_QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# Called with (route, method, status) after each request, such as to count it.
+RESPONSE_OBSERVER = web.AppKey("response_observer", Callable[[str, str, int], None])
 
 
 class ApiError(Exception):
@@ -75,8 +80,19 @@ def error_response(
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Give each request an id, log it once, and render every error as JSON."""
+    """Give each request an id, log it once, and render every error as JSON.
+
+    The id is bound to structlog's context for the request's task, so every
+    line logged while handling it carries the same request_id as the access
+    line and the X-Request-Id header.
+    """
     request[REQUEST_ID] = _request_id(request)
+    with structlog.contextvars.bound_contextvars(request_id=request[REQUEST_ID]):
+        response = await _handle(request, handler)
+    return response
+
+
+async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
     started = time.monotonic()
     try:
         response = await handler(request)
@@ -94,24 +110,23 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException as error:
         response = _http_exception_response(request, error)
     except Exception:
-        logger.exception(
-            "api_request_failed",
-            request_id=request[REQUEST_ID],
-            method=request.method,
-            path=request.path,
-        )
+        logger.exception("api_request_failed", method=request.method, path=request.path)
         response = error_response(
             request, 500, "internal error; the request id is in the server log"
         )
     response.headers[REQUEST_ID_HEADER] = request[REQUEST_ID]
-    logger.info(
+    route = _route_name(request)
+    log = logger.debug if request.path in _QUIET_PATHS else logger.info
+    log(
         "api_request",
-        request_id=request[REQUEST_ID],
         method=request.method,
-        route=_route_name(request),
+        route=route,
         status=response.status,
         duration_ms=round((time.monotonic() - started) * 1000, 2),
     )
+    on_response = request.app.get(RESPONSE_OBSERVER)
+    if on_response is not None:
+        on_response(route, request.method, response.status)
     return response
 
 

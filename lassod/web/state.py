@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from lassod.config import Settings
+from lassod.runtime import Runtime
 from lassod.scheduler import Scheduler
 from lassod.store import Database
 from lassod.web.ratelimit import RateLimits
@@ -13,3 +14,4 @@ DATABASE = web.AppKey("database", Database)
 SCHEDULER = web.AppKey("scheduler", Scheduler)
 SETTINGS = web.AppKey("settings", Settings)
 RATE_LIMITS = web.AppKey("rate_limits", RateLimits)
+RUNTIME = web.AppKey("runtime", Runtime)

@@ -1,0 +1,168 @@
+"""GET /metrics: lassod_* metrics that follow deliveries, and access control."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client.parser import text_string_to_metric_families
+
+from lassod.metrics import Metrics
+from tests.conftest import eventually, make_settings
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    """Return the value of one sample in Prometheus text, 0 when absent."""
+    for family in text_string_to_metric_families(text):
+        for item in family.samples:
+            if item.name == name and item.labels == labels:
+                return item.value
+    return 0.0
+
+
+async def scrape(lassod, headers: dict[str, str] | None = None) -> str:
+    async with lassod.session.get(
+        lassod.base_url + "/metrics", headers=headers
+    ) as response:
+        assert response.status == 200, await response.text()
+        assert response.content_type == "text/plain"
+        return await response.text()
+
+
+async def complete_table(lassod, key: str, url: str) -> None:
+    body = {"name": "T", "schema_id": "s", "source_text": "x", "webhook_url": url}
+    _, table = await lassod.request("POST", "/api/v1/tables", key, json=body)
+    status, _ = await lassod.request(
+        "POST",
+        f"/api/v1/tables/{table['id']}/status",
+        key,
+        json={"status": "completed"},
+    )
+    assert status == 200
+
+
+async def test_metrics_follow_deliveries(lassod, make_receiver):
+    async def fail_first(request: web.Request, number: int) -> web.Response:
+        return web.Response(status=503 if number == 1 else 204)
+
+    receiver = await make_receiver(fail_first)
+    key = await lassod.new_key()
+    before = await scrape(lassod)
+    assert (
+        sample(
+            before,
+            "lassod_deliveries_total",
+            event="table.completed",
+            outcome="succeeded",
+        )
+        == 0
+    )
+
+    await complete_table(lassod, key, receiver.url)
+
+    async def delivered() -> bool:
+        text = await scrape(lassod)
+        labels = {"event": "table.completed", "outcome": "succeeded"}
+        return sample(text, "lassod_deliveries_total", **labels) == 1
+
+    await eventually(delivered)
+    text = await scrape(lassod)
+    assert (
+        sample(text, "lassod_attempts_total", outcome="failed", status_class="5xx") == 1
+    )
+    assert (
+        sample(text, "lassod_attempts_total", outcome="succeeded", status_class="2xx")
+        == 1
+    )
+    assert sample(text, "lassod_attempt_duration_seconds_count") == 2
+    assert sample(text, "lassod_scheduler_lag_seconds_count") == 2
+    assert sample(text, "lassod_attempts_in_flight") == 0
+    assert sample(text, "lassod_queue_depth", state="pending") == 0
+    route = "/api/v1/tables/{table_id}/status"
+    assert (
+        sample(
+            text, "lassod_api_requests_total", route=route, method="POST", status="200"
+        )
+        == 1
+    )
+    operation = "begin_attempts"
+    assert (
+        sample(text, "lassod_database_operation_seconds_count", operation=operation)
+        >= 2
+    )
+
+
+async def test_metrics_count_pending_retries(start_lassod, tmp_path, make_receiver):
+    lassod = await start_lassod(
+        make_settings(tmp_path, delivery={"retry_delays_s": (60.0,)})
+    )
+
+    async def refuse(request: web.Request, number: int) -> web.Response:
+        return web.Response(status=500)
+
+    receiver = await make_receiver(refuse)
+    key = await lassod.new_key()
+    await complete_table(lassod, key, receiver.url)
+    await receiver.wait_for(1)
+
+    async def waiting_retry() -> bool:
+        text = await scrape(lassod)
+        return sample(text, "lassod_queue_depth", state="pending") == 1
+
+    await eventually(waiting_retry)
+    text = await scrape(lassod)
+    assert (
+        sample(
+            text,
+            "lassod_deliveries_total",
+            event="table.completed",
+            outcome="abandoned",
+        )
+        == 0
+    )
+
+
+async def test_metrics_token_required_when_set(start_lassod, tmp_path):
+    lassod = await start_lassod(
+        make_settings(tmp_path, metrics={"token": "scrape-token"})
+    )
+
+    status, body = await lassod.request("GET", "/metrics")
+    assert status == 401
+    assert "metrics.token" in body["message"]
+    status, _ = await lassod.request(
+        "GET", "/metrics", headers={"Authorization": "Bearer wrong"}
+    )
+    assert status == 401
+    text = await scrape(lassod, {"Authorization": "Bearer scrape-token"})
+    assert "lassod_attempts_in_flight" in text
+
+
+async def test_metrics_rejects_client_outside_allowed(start_lassod, tmp_path):
+    lassod = await start_lassod(
+        make_settings(tmp_path, metrics={"allowed_clients": ("10.0.0.0/8",)})
+    )
+
+    status, body = await lassod.request("GET", "/metrics")
+
+    assert status == 403
+    assert body["error_type"] == "forbidden"
+    assert "metrics.allowed_clients" in body["message"]
+
+
+async def test_api_request_method_label_is_bounded():
+    metrics = Metrics()
+
+    metrics.api_request("unmatched", "BREW", 405)
+    metrics.api_request("unmatched", "GET", 404)
+
+    text = metrics.render().decode()
+    assert (
+        sample(
+            text,
+            "lassod_api_requests_total",
+            route="unmatched",
+            method="other",
+            status="405",
+        )
+        == 1
+    )
+    assert 'method="BREW"' not in text
