@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -32,11 +33,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--output", type=Path, metavar="PATH",
         help="JSON result file (default: bench/results/<UTC time>.json)",
     )
+    parser.add_argument(
+        "--keep", action="store_true",
+        help="keep the temporary folder with each scenario's database and log",
+    )
     return parser
 
 
-async def run(sizes: scenarios.Sizes, names: tuple[str, ...]) -> dict[str, Any]:
-    harness = Harness()
+async def run(
+    sizes: scenarios.Sizes, names: tuple[str, ...], keep: bool
+) -> dict[str, Any]:
+    harness = Harness(keep)
     results: dict[str, Any] = {}
     try:
         if "throughput" in names:
@@ -65,9 +72,11 @@ def main() -> None:
     results: dict[str, Any] = {}
 
     async def go() -> None:
-        results.update(await run(sizes, names))
+        results.update(await run(sizes, names, args.keep))
 
     run_loop(go())
+    if args.keep:
+        print("kept the scenario folders under " + tempfile.gettempdir())
     document = report.document(results, sizes, args.quick, time.time() - started)
     output = args.output or RESULTS / f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
     report.write(document, output)

@@ -22,7 +22,8 @@ SECRET = "whsec_YmVuY2htYXJrLXNlY3JldC0wMTIzNDU2Nzg5"
 class Harness:
     """One receiver process for the run and one lassod per scenario."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep: bool = False) -> None:
+        self.keep = keep
         self.folder = Path(tempfile.mkdtemp(prefix="lassod-bench-"))
         self.receiver_port = processes.free_port()
         self.receiver = processes.start_receiver(self.receiver_port, SECRET)
@@ -39,7 +40,8 @@ class Harness:
     async def close(self) -> None:
         await self.session.close()
         processes.stop(self.receiver)
-        shutil.rmtree(self.folder, ignore_errors=True)
+        if not self.keep:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
     def new_folder(self, name: str) -> Path:
         self._count += 1

@@ -7,7 +7,7 @@ import signal
 
 from aiohttp import web
 
-from lassod import __version__
+from lassod import __version__, logs
 from lassod.config import Settings
 from lassod.delivery import Sender
 from lassod.logs import logger
@@ -26,9 +26,13 @@ class Daemon:
         self._sender: Sender | None = None
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
+        self._log_flusher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         settings = self.settings
+        self._log_flusher = asyncio.create_task(
+            logs.flush_periodically(), name="lassod-log-flusher"
+        )
         self.database = await Database.open(settings.database.path)
         self._sender = Sender.create(settings.delivery)
         self.scheduler = Scheduler(self.database, self._sender, settings.delivery)
@@ -59,6 +63,9 @@ class Daemon:
         if self.database is not None:
             await self.database.close()
         logger.info("lassod_stopped")
+        if self._log_flusher is not None:
+            self._log_flusher.cancel()
+            await asyncio.wait([self._log_flusher])
 
 
 async def serve(settings: Settings) -> None:

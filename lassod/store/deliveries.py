@@ -112,58 +112,71 @@ def pending_due_after(
     return [QueuedDelivery(row[0], row[1]) for row in rows]
 
 
+# Deliveries read per SELECT in begin_attempts; far below SQLite's limit of
+# 32,766 bound parameters (SQLite 3.32 and later).
+BEGIN_CHUNK = 500
+
+_ATTEMPT_SOURCE = (
+    "SELECT d.id, d.company_id, d.endpoint_id, d.attempt_count, e.id, e.name, e.body,"
+    " p.kind, p.url, p.secret, p.previous_secret, p.previous_secret_until_ms,"
+    " p.auth_header_name, p.auth_header_value"
+    " FROM deliveries d JOIN events e ON e.id = d.event_id"
+    " JOIN endpoints p ON p.id = d.endpoint_id"
+    " WHERE d.status = 'pending' AND d.next_due_ms IS NOT NULL AND d.id IN ({})"
+)
+
+
 def begin_attempts(
     connection: sqlite3.Connection, delivery_ids: Iterable[str], now_ms: int
 ) -> list[AttemptJob]:
     """Record the start of one attempt for each delivery still pending.
 
     The attempt row is committed before the request is sent, so a crash
-    mid-request leaves evidence that the attempt happened.
+    mid-request leaves evidence that the attempt happened. Jobs come back in
+    the order of delivery_ids; deliveries no longer pending are skipped.
     """
-    jobs = []
-    for delivery_id in delivery_ids:
-        row = connection.execute(
-            "SELECT d.company_id, d.endpoint_id, d.attempt_count, e.id, e.name, e.body,"
-            " p.kind, p.url, p.secret, p.previous_secret, p.previous_secret_until_ms,"
-            " p.auth_header_name, p.auth_header_value"
-            " FROM deliveries d JOIN events e ON e.id = d.event_id"
-            " JOIN endpoints p ON p.id = d.endpoint_id"
-            " WHERE d.id = ? AND d.status = 'pending' AND d.next_due_ms IS NOT NULL",
-            (delivery_id,),
-        ).fetchone()
-        if row is None:
-            continue
-        number = row[2] + 1
-        previous_secret = row[9] if row[10] is not None and row[10] > now_ms else None
-        job = AttemptJob(
-            delivery_id=delivery_id,
-            company_id=row[0],
-            endpoint_id=row[1],
-            endpoint_kind=row[6],
-            event_id=row[3],
-            event_name=row[4],
-            body=bytes(row[5]),
-            number=number,
-            attempt_id=new_uuid(),
-            started_ms=now_ms,
-            url=row[7],
-            secret=row[8],
-            previous_secret=previous_secret,
-            auth_header_name=row[11],
-            auth_header_value=row[12],
-        )
-        connection.execute(
-            "INSERT INTO attempts (delivery_id, number, attempt_id, started_ms)"
-            " VALUES (?, ?, ?, ?)",
-            (delivery_id, number, job.attempt_id, now_ms),
-        )
-        connection.execute(
-            "UPDATE deliveries SET attempt_count = ?, next_due_ms = NULL,"
-            " last_attempt_ms = ?, updated_ms = ? WHERE id = ?",
-            (number, now_ms, now_ms, delivery_id),
-        )
-        jobs.append(job)
+    # A repeated id would otherwise get two attempt rows with one number.
+    delivery_ids = list(dict.fromkeys(delivery_ids))
+    found: dict[str, AttemptJob] = {}
+    for start in range(0, len(delivery_ids), BEGIN_CHUNK):
+        chunk = delivery_ids[start : start + BEGIN_CHUNK]
+        query = _ATTEMPT_SOURCE.format(", ".join("?" * len(chunk)))
+        for row in connection.execute(query, chunk):
+            found[row[0]] = _attempt_job(row, now_ms)
+    jobs = [found[delivery_id] for delivery_id in delivery_ids if delivery_id in found]
+    connection.executemany(
+        "INSERT INTO attempts (delivery_id, number, attempt_id, started_ms)"
+        " VALUES (?, ?, ?, ?)",
+        [(job.delivery_id, job.number, job.attempt_id, now_ms) for job in jobs],
+    )
+    connection.executemany(
+        "UPDATE deliveries SET attempt_count = ?, next_due_ms = NULL,"
+        " last_attempt_ms = ?, updated_ms = ? WHERE id = ?",
+        [(job.number, now_ms, now_ms, job.delivery_id) for job in jobs],
+    )
     return jobs
+
+
+def _attempt_job(row: sqlite3.Row | tuple, now_ms: int) -> AttemptJob:
+    until_ms = row[11]
+    previous_secret = row[10] if until_ms is not None and until_ms > now_ms else None
+    return AttemptJob(
+        delivery_id=row[0],
+        company_id=row[1],
+        endpoint_id=row[2],
+        endpoint_kind=row[7],
+        event_id=row[4],
+        event_name=row[5],
+        body=bytes(row[6]),
+        number=row[3] + 1,
+        attempt_id=new_uuid(),
+        started_ms=now_ms,
+        url=row[8],
+        secret=row[9],
+        previous_secret=previous_secret,
+        auth_header_name=row[12],
+        auth_header_value=row[13],
+    )
 
 
 def record_outcomes(
