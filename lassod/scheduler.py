@@ -158,7 +158,7 @@ class Scheduler:
         return min(max(wake_ms - now, 0) / 1000, 1.0)
 
     async def _dispatch(self, delivery_ids: list[str]) -> None:
-        jobs = await self._database.transaction(queries.begin_attempts, delivery_ids, now_ms())
+        jobs = await self._recorder.begin(delivery_ids)
         started = {job.delivery_id for job in jobs}
         for delivery_id in delivery_ids:
             if delivery_id not in started:
