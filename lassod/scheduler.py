@@ -29,7 +29,7 @@ class Scheduler:
     """Keep due deliveries in a heap and run their attempts concurrently.
 
     Invariant: every pending delivery with (due, id) at or before `_cursor`
-    is in the heap or in flight. Deliveries after it are read from the index
+    is in the heap, having its attempt start committed, or in flight. Deliveries after it are read from the index
     when the window moves; new ones due within the window are pushed by
     `notify`.
     """
@@ -43,6 +43,8 @@ class Scheduler:
         self._cursor: tuple[int, str] = (0, "")
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._beginning: set[asyncio.Task[None]] = set()
+        self._starting = 0
         self._recorder = OutcomeRecorder(database, self._on_recorded)
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -81,6 +83,10 @@ class Scheduler:
         self._wake.set()
         if self._task is not None:
             await self._task
+        # Attempts whose start is being committed are sent too, so none is
+        # recorded as begun without a request.
+        if self._beginning:
+            await asyncio.wait(set(self._beginning))
         if self._in_flight:
             done, pending = await asyncio.wait(set(self._in_flight), timeout=grace_s)
             for task in pending:
@@ -132,41 +138,65 @@ class Scheduler:
             now = now_ms()
             if self._needs_refill(now):
                 await self._refill(now)
-            free = self._settings.max_concurrency - len(self._in_flight)
-            due = self._take_due(now, free)
+            wanted = self._wanted()
+            due = self._take_due(now, wanted)
             if due:
-                await self._dispatch(due)
+                self._begin(due)
                 continue
             self._wake.clear()
             try:
-                await asyncio.wait_for(self._wake.wait(), self._sleep_s(now, free))
+                await asyncio.wait_for(self._wake.wait(), self._sleep_s(now, wanted))
             except TimeoutError:
                 pass
 
-    def _take_due(self, now: int, free: int) -> list[str]:
+    def _wanted(self) -> int:
+        """Return how many slots no attempt holds or is being started for."""
+        taken = len(self._in_flight) + self._starting
+        return self._settings.max_concurrency - taken
+
+    def _take_due(self, now: int, wanted: int) -> list[str]:
         due = []
-        while self._heap and free > len(due) and self._heap[0][0] <= now:
+        while self._heap and wanted > len(due) and self._heap[0][0] <= now:
             due.append(heapq.heappop(self._heap)[1])
         return due
 
-    def _sleep_s(self, now: int, free: int) -> float:
+    def _sleep_s(self, now: int, wanted: int) -> float:
         """Return how long the loop may sleep before something comes due."""
-        wake_ms = self._cursor[0] - HORIZON_MS // 2
-        if self._heap and free > 0:
-            wake_ms = min(wake_ms, self._heap[0][0])
         # Capped so the loop ticks at least once a second for health checks.
-        return min(max(wake_ms - now, 0) / 1000, 1.0)
+        wake_ms = now + 1000
+        if self._cursor[1] == _LAST_ID:
+            wake_ms = min(wake_ms, self._cursor[0] - HORIZON_MS // 2)
+        # Otherwise the last refill hit its limit and the next one waits for
+        # the heap to run low, which only a wake-up can bring about.
+        if self._heap and wanted > 0:
+            wake_ms = min(wake_ms, self._heap[0][0])
+        return max(wake_ms - now, 0) / 1000
 
-    async def _dispatch(self, delivery_ids: list[str]) -> None:
-        jobs = await self._recorder.begin(delivery_ids)
+    def _begin(self, delivery_ids: list[str]) -> None:
+        """Commit attempt starts in the background; the loop goes on meanwhile."""
+        self._starting += len(delivery_ids)
+        task = asyncio.create_task(self._commit_starts(delivery_ids), name="lassod-begin")
+        self._beginning.add(task)
+        task.add_done_callback(self._beginning.discard)
+
+    async def _commit_starts(self, delivery_ids: list[str]) -> None:
+        try:
+            jobs = await self._recorder.begin(delivery_ids)
+        finally:
+            self._starting -= len(delivery_ids)
         started = {job.delivery_id for job in jobs}
         for delivery_id in delivery_ids:
             if delivery_id not in started:
                 self._known.discard(delivery_id)
         for job in jobs:
-            task = asyncio.create_task(self._attempt(job), name=f"lassod-attempt-{job.delivery_id}")
-            self._in_flight.add(task)
-            task.add_done_callback(self._attempt_done)
+            self._launch(job)
+        if len(jobs) < len(delivery_ids):
+            self._wake.set()
+
+    def _launch(self, job: AttemptJob) -> None:
+        task = asyncio.create_task(self._attempt(job), name=f"lassod-attempt-{job.delivery_id}")
+        self._in_flight.add(task)
+        task.add_done_callback(self._attempt_done)
 
     def _attempt_done(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
