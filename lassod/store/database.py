@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 from importlib import resources
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
@@ -29,6 +31,9 @@ class Database:
     def __init__(self, connection: aiosqlite.Connection, path: str) -> None:
         self._connection = connection
         self.path = path
+        self._queued: list[_Work] = []
+        self._committing = False
+        self._commit_task: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(cls, path: str) -> Database:
@@ -53,8 +58,39 @@ class Database:
     async def transaction(
         self, work: Callable[..., Result], *args: Any
     ) -> Result:
-        """Run work(connection, *args) inside BEGIN IMMEDIATE ... COMMIT."""
-        return await self._run(_in_transaction, work, *args)
+        """Run work(connection, *args) inside BEGIN IMMEDIATE ... COMMIT.
+
+        Transactions requested while a commit is running share the next
+        commit, each inside its own savepoint: one that raises is rolled
+        back alone, and every caller resumes only after the shared COMMIT.
+        One fsync then covers many API requests and attempt records.
+        """
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self._queued.append(_Work(work, args, future))
+        if not self._committing:
+            self._committing = True
+            self._commit_task = asyncio.create_task(
+                self._commit_queued(), name="lassod-group-commit"
+            )
+        return await future
+
+    async def _commit_queued(self) -> None:
+        try:
+            while self._queued:
+                group, self._queued = self._queued, []
+                try:
+                    await self._run(_in_group, group)
+                    _resolve(group)
+                except asyncio.CancelledError:
+                    for item in group:
+                        item.future.cancel()
+                    raise
+                except Exception as error:
+                    for item in group:
+                        if not item.future.done():
+                            item.future.set_exception(error)
+        finally:
+            self._committing = False
 
     async def read(self, work: Callable[..., Result], *args: Any) -> Result:
         """Run work(connection, *args) outside an explicit transaction."""
@@ -78,15 +114,46 @@ def _call_with_connection(
     return work(database.raw, *args)
 
 
-def _in_transaction(connection: sqlite3.Connection, work: Callable[..., Any], *args: Any) -> Any:
+@dataclass
+class _Work:
+    """One caller's transaction waiting for a group commit."""
+
+    function: Callable[..., Any]
+    args: tuple[Any, ...]
+    future: asyncio.Future[Any]
+    result: Any = None
+    error: BaseException | None = None
+
+
+def _in_group(connection: sqlite3.Connection, group: list[_Work]) -> None:
+    """Run each work in its own savepoint, then commit them all.
+
+    Runs on aiosqlite's thread and stores each result or error on its item.
+    """
     connection.execute("BEGIN IMMEDIATE")
     try:
-        result = work(connection, *args)
+        for item in group:
+            connection.execute("SAVEPOINT work")
+            try:
+                item.result = item.function(connection, *item.args)
+            except Exception as error:
+                item.error = error
+                connection.execute("ROLLBACK TO work")
+            connection.execute("RELEASE work")
     except BaseException:
         connection.execute("ROLLBACK")
         raise
     connection.execute("COMMIT")
-    return result
+
+
+def _resolve(group: list[_Work]) -> None:
+    for item in group:
+        if item.future.done():
+            continue
+        if item.error is not None:
+            item.future.set_exception(item.error)
+        else:
+            item.future.set_result(item.result)
 
 
 def _create_private_file(path: str) -> None:
