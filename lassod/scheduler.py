@@ -138,29 +138,29 @@ class Scheduler:
             now = now_ms()
             if self._needs_refill(now):
                 await self._refill(now)
-            wanted = self._wanted()
-            due = self._take_due(now, wanted)
+            free = self._free_slots()
+            due = self._take_due(now, free)
             if due:
                 self._begin(due)
                 continue
             self._wake.clear()
             try:
-                await asyncio.wait_for(self._wake.wait(), self._sleep_s(now, wanted))
+                await asyncio.wait_for(self._wake.wait(), self._sleep_s(now, free))
             except TimeoutError:
                 pass
 
-    def _wanted(self) -> int:
-        """Return how many slots no attempt holds or is being started for."""
-        taken = len(self._in_flight) + self._starting
-        return self._settings.max_concurrency - taken
+    def _free_slots(self) -> int:
+        """Return the number of slots with no attempt in flight or being started."""
+        occupied = len(self._in_flight) + self._starting
+        return self._settings.max_concurrency - occupied
 
-    def _take_due(self, now: int, wanted: int) -> list[str]:
+    def _take_due(self, now: int, free: int) -> list[str]:
         due = []
-        while self._heap and wanted > len(due) and self._heap[0][0] <= now:
+        while self._heap and free > len(due) and self._heap[0][0] <= now:
             due.append(heapq.heappop(self._heap)[1])
         return due
 
-    def _sleep_s(self, now: int, wanted: int) -> float:
+    def _sleep_s(self, now: int, free: int) -> float:
         """Return how long the loop may sleep before something comes due."""
         # Capped so the loop ticks at least once a second for health checks.
         wake_ms = now + 1000
@@ -168,7 +168,7 @@ class Scheduler:
             wake_ms = min(wake_ms, self._cursor[0] - HORIZON_MS // 2)
         # Otherwise the last refill hit its limit and the next one waits for
         # the heap to run low, which only a wake-up can bring about.
-        if self._heap and wanted > 0:
+        if self._heap and free > 0:
             wake_ms = min(wake_ms, self._heap[0][0])
         return max(wake_ms - now, 0) / 1000
 
