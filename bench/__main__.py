@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import tempfile
 import time
 from pathlib import Path
@@ -23,18 +22,26 @@ def build_parser() -> argparse.ArgumentParser:
         description="Benchmark lassod against a bare aiohttp client on 127.0.0.1.",
     )
     parser.add_argument(
-        "--quick", action="store_true", help="small counts: a smoke run of a few seconds"
+        "--quick",
+        action="store_true",
+        help="small counts: a smoke run of a few seconds",
     )
     parser.add_argument(
-        "--only", nargs="+", choices=NAMES, metavar="NAME",
+        "--only",
+        nargs="+",
+        choices=NAMES,
+        metavar="NAME",
         help=f"run only these scenarios ({', '.join(NAMES)})",
     )
     parser.add_argument(
-        "--output", type=Path, metavar="PATH",
+        "--output",
+        type=Path,
+        metavar="PATH",
         help="JSON result file (default: bench/results/<UTC time>.json)",
     )
     parser.add_argument(
-        "--keep", action="store_true",
+        "--keep",
+        action="store_true",
         help="keep the temporary folder with each scenario's database and log",
     )
     return parser
@@ -58,7 +65,9 @@ async def run(
             results["crash"] = await scenarios.crash_recovery(harness, sizes)
         if "failing" in names:
             healthy = results.get("throughput", {}).get("deliveries_per_s")
-            results["failing"] = await scenarios.failing_receivers(harness, sizes, healthy)
+            results["failing"] = await scenarios.failing_receivers(
+                harness, sizes, healthy
+            )
     finally:
         await harness.close()
     return results
@@ -78,7 +87,10 @@ def main() -> None:
     if args.keep:
         print("kept the scenario folders under " + tempfile.gettempdir())
     document = report.document(results, sizes, args.quick, time.time() - started)
-    output = args.output or RESULTS / f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
+    output = (
+        args.output
+        or RESULTS / f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
+    )
     report.write(document, output)
     print(report.table(document))
     print(f"results written to {output}")

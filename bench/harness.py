@@ -73,7 +73,9 @@ class Harness:
 class Lassod:
     """A lassod subprocess on its own database in `folder`."""
 
-    def __init__(self, harness: Harness, folder: Path, delivery: dict[str, Any]) -> None:
+    def __init__(
+        self, harness: Harness, folder: Path, delivery: dict[str, Any]
+    ) -> None:
         self.harness = harness
         self.folder = folder
         self.port = processes.free_port()
@@ -86,9 +88,11 @@ class Lassod:
         return f"http://127.0.0.1:{self.port}"
 
     async def start(self) -> float:
-        """Start the process; return the seconds from spawn to the API answering."""
+        """Start the process; return the seconds from spawn to the first API response."""
         self.process = processes.start_lassod(self.config, self.folder / "lassod.log")
-        return await processes.wait_ready(self.harness.session, self.base_url, self.process)
+        return await processes.wait_ready(
+            self.harness.session, self.base_url, self.process
+        )
 
     def stop(self) -> None:
         if self.process is not None:

@@ -24,7 +24,15 @@ def free_port() -> int:
 
 def start_receiver(port: int, secret: str) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "bench.receiver", "--port", str(port), "--secret", secret],
+        [
+            sys.executable,
+            "-m",
+            "bench.receiver",
+            "--port",
+            str(port),
+            "--secret",
+            secret,
+        ],
         stdout=subprocess.PIPE,
     )
     line = process.stdout.readline() if process.stdout else b""
@@ -73,8 +81,10 @@ def start_lassod(config: Path, log_path: Path) -> subprocess.Popen[bytes]:
         )
 
 
-async def wait_ready(session: aiohttp.ClientSession, base_url: str, process: subprocess.Popen[bytes]) -> float:
-    """Poll the API until it answers; return the seconds waited."""
+async def wait_ready(
+    session: aiohttp.ClientSession, base_url: str, process: subprocess.Popen[bytes]
+) -> float:
+    """Poll the API until it responds; return the seconds waited."""
     started = time.monotonic()
     while time.monotonic() - started < READY_TIMEOUT_S:
         if process.poll() is not None:
@@ -85,7 +95,7 @@ async def wait_ready(session: aiohttp.ClientSession, base_url: str, process: sub
                 return time.monotonic() - started
         except aiohttp.ClientConnectionError:
             await _sleep(0.005)
-    raise RuntimeError("lassod did not answer within 30 s")
+    raise RuntimeError("lassod did not respond within 30 s; see its lassod.log")
 
 
 def stop(process: subprocess.Popen[bytes], timeout_s: float = 15.0) -> None:

@@ -1,7 +1,7 @@
 """A fast webhook receiver for the benchmark: a raw asyncio HTTP/1.1 server.
 
-It answers every POST with 204, except paths starting with /hang, which get
-no answer until the sender gives up. It counts deliveries by event id, keeps
+It responds to every POST with 204, except paths starting with /hang, which
+get no response until the sender gives up. It counts deliveries by event id, keeps
 each event's first receipt time and checks the signature of a sample.
 `GET /_stats` returns the counts as JSON and `POST /_reset` clears them;
 `POST /_mark` restarts the clock of the next receipt (`mark_s`).

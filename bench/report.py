@@ -60,10 +60,15 @@ def write(document: dict[str, Any], path: Path) -> None:
 
 def table(document: dict[str, Any]) -> str:
     """Render every figure as `scenario  figure  value` rows."""
-    rows = [("run", "mode", document["mode"]), ("run", "duration_s", document["duration_s"])]
+    rows = [
+        ("run", "mode", document["mode"]),
+        ("run", "duration_s", document["duration_s"]),
+    ]
     for key, value in document["machine"].items():
         rows.append(("machine", key, value))
-    rows.append(("throughput", "ratio_to_yardstick", document["throughput_ratio_to_yardstick"]))
+    rows.append(
+        ("throughput", "ratio_to_yardstick", document["throughput_ratio_to_yardstick"])
+    )
     for scenario, figures in document["results"].items():
         for key, value in _flatten(figures):
             rows.append((scenario, key, value))

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import statistics
 import time
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 
 from bench import seed, yardstick
 from bench.harness import SECRET, Harness, Lassod
+from bench.processes import peak_rss_mb
 from lassod.clock import now_ms
 
 FUTURE_MS = 3_600_000
@@ -113,9 +112,15 @@ async def yardstick_run(harness: Harness, sizes: Sizes) -> dict[str, Any]:
     """Send the same signed bodies from a bare aiohttp client, no storage."""
     count = sizes.throughput_events
     await harness.receiver_command("/_reset")
-    await yardstick.send_all(harness.receiver_url + "/ok", SECRET, count, sizes.concurrency)
+    await yardstick.send_all(
+        harness.receiver_url + "/ok", SECRET, count, sizes.concurrency
+    )
     stats = await harness.wait_for_receipts(count, sizes.drain_timeout_s)
-    return {"events": count, "received": stats["unique"], "deliveries_per_s": _rate(stats)}
+    return {
+        "events": count,
+        "received": stats["unique"],
+        "deliveries_per_s": _rate(stats),
+    }
 
 
 async def latency(harness: Harness, sizes: Sizes) -> dict[str, Any]:
@@ -123,7 +128,9 @@ async def latency(harness: Harness, sizes: Sizes) -> dict[str, Any]:
     count = round(sizes.latency_rate * sizes.latency_seconds)
     folder = harness.new_folder("latency")
     lassod = Lassod(harness, folder, {"max_concurrency": sizes.concurrency})
-    seeded = await seed.seed_tables(lassod.database_path, harness.receiver_url + "/ok", SECRET, count)
+    seeded = await seed.seed_tables(
+        lassod.database_path, harness.receiver_url + "/ok", SECRET, count
+    )
     await harness.receiver_command("/_reset")
     await lassod.start()
     acknowledged = await _complete_tables(harness, lassod, seeded, sizes.latency_rate)
@@ -185,28 +192,29 @@ async def queue_scale(harness: Harness, sizes: Sizes) -> dict[str, Any]:
     lassod = Lassod(harness, folder, {"max_concurrency": sizes.concurrency})
     later = now_ms() + FUTURE_MS
     seeding_started = time.monotonic()
-    await seed.seed(lassod.database_path, [harness.receiver_url + "/ok"], SECRET, [0] + [later] * count)
+    await seed.seed(
+        lassod.database_path,
+        [harness.receiver_url + "/ok"],
+        SECRET,
+        [0] + [later] * count,
+    )
     seeding_s = time.monotonic() - seeding_started
     await harness.receiver_command("/_reset")
     spawned = time.time()
     ready_s = await lassod.start()
     stats = await harness.wait_for_receipts(1, 30.0, poll_s=0.01)
     await asyncio.sleep(1.0)
-    rss_mb = lassod.process and _peak_rss(lassod)
+    rss_mb = peak_rss_mb(lassod.process.pid) if lassod.process else None
     lassod.stop()
     return {
         "pending": count,
         "seeding_s": seeding_s,
         "start_to_ready_s": ready_s,
-        "start_to_first_delivery_s": (stats["first_s"] - spawned) if stats["first_s"] else None,
+        "start_to_first_delivery_s": (stats["first_s"] - spawned)
+        if stats["first_s"]
+        else None,
         "peak_rss_mb": rss_mb,
     }
-
-
-def _peak_rss(lassod: Lassod) -> float | None:
-    from bench.processes import peak_rss_mb
-
-    return peak_rss_mb(lassod.process.pid) if lassod.process else None
 
 
 async def crash_recovery(harness: Harness, sizes: Sizes) -> dict[str, Any]:
@@ -216,13 +224,19 @@ async def crash_recovery(harness: Harness, sizes: Sizes) -> dict[str, Any]:
     # Short retry delays so attempts cut off by the kill are retried within the run.
     delivery = {"max_concurrency": sizes.concurrency, "retry_delays_s": [0.5, 1.0, 2.0]}
     lassod = Lassod(harness, folder, delivery)
-    await seed.seed(lassod.database_path, [harness.receiver_url + "/ok"], SECRET, [now_ms()] * count)
+    await seed.seed(
+        lassod.database_path, [harness.receiver_url + "/ok"], SECRET, [now_ms()] * count
+    )
     await harness.receiver_command("/_reset")
     await lassod.start()
-    before = await harness.wait_for_receipts(count // 10, sizes.drain_timeout_s, poll_s=0.005)
+    before = await harness.wait_for_receipts(
+        count // 10, sizes.drain_timeout_s, poll_s=0.005
+    )
     lassod.kill()
     at_kill = await harness.receiver_stats()
-    in_flight = lassod.query("SELECT COUNT(*) FROM attempts WHERE outcome IS NULL")[0][0]
+    in_flight = lassod.query("SELECT COUNT(*) FROM attempts WHERE outcome IS NULL")[0][
+        0
+    ]
     await harness.receiver_command("/_mark")
     restarted = time.time()
     await lassod.start()
@@ -241,13 +255,20 @@ async def crash_recovery(harness: Harness, sizes: Sizes) -> dict[str, Any]:
     }
 
 
-async def failing_receivers(harness: Harness, sizes: Sizes, healthy_rate: float | None) -> dict[str, Any]:
+async def failing_receivers(
+    harness: Harness, sizes: Sizes, healthy_rate: float | None
+) -> dict[str, Any]:
     """Send 20 % of deliveries to a receiver that hangs until the timeout."""
     count = sizes.failing_events
     folder = harness.new_folder("failing")
-    delivery = {"max_concurrency": sizes.concurrency, "timeout_s": sizes.failing_timeout_s}
+    delivery = {
+        "max_concurrency": sizes.concurrency,
+        "timeout_s": sizes.failing_timeout_s,
+    }
     lassod = Lassod(harness, folder, delivery)
-    urls = [harness.receiver_url + f"/ok/{n}" for n in range(4)] + [harness.receiver_url + "/hang"]
+    urls = [harness.receiver_url + f"/ok/{n}" for n in range(4)] + [
+        harness.receiver_url + "/hang"
+    ]
     await seed.seed(lassod.database_path, urls, SECRET, [now_ms()] * count)
     healthy = count - count // len(urls)
     await harness.receiver_command("/_reset")

@@ -24,7 +24,7 @@ SEED_CHUNK = 50_000
 
 @dataclass(frozen=True)
 class Seeded:
-    """What a seeded database contains: the API key and the endpoint ids."""
+    """The contents of a seeded database: the API key and the endpoint ids."""
 
     api_key: str
     company_id: str
@@ -36,7 +36,7 @@ async def seed(
 ) -> Seeded:
     """Create a company, an API key, one table endpoint per URL and events.
 
-    events_due holds one due time (Unix ms) per event; event i goes to
+    events_due contains one due time (Unix ms) per event; event i goes to
     endpoint i modulo the number of URLs.
     """
     database = await Database.open(path)
@@ -61,7 +61,9 @@ def _company_and_endpoints(
     )
     company_id = key_queries.ensure_company(connection, COMPANY, now_us())
     endpoint_ids = [
-        table_queries.insert_table(connection, company_id, new_table(url, secret), now_us()).id
+        table_queries.insert_table(
+            connection, company_id, new_table(url, secret), now_us()
+        ).id
         for url in urls
     ]
     return company_id, endpoint_ids
@@ -90,7 +92,9 @@ def _emit(
     for index, due_ms in enumerate(due_times, start=offset):
         endpoint_id = endpoint_ids[index % len(endpoint_ids)]
         body = event_body(endpoint_id, index)
-        emit_event(connection, company_id, events.TABLE_COMPLETED, body, [endpoint_id], due_ms)
+        emit_event(
+            connection, company_id, events.TABLE_COMPLETED, body, [endpoint_id], due_ms
+        )
 
 
 def event_body(table_id: str, index: int) -> bytes:

@@ -42,7 +42,9 @@ async def send_all(url: str, secret: str, count: int, concurrency: int) -> None:
             while jobs:
                 job = jobs.pop()
                 headers = build_headers(job, int(time.time()))
-                async with session.post(job.url, data=job.body, headers=headers) as response:
+                async with session.post(
+                    job.url, data=job.body, headers=headers
+                ) as response:
                     await response.read()
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))

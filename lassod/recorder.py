@@ -51,7 +51,8 @@ class OutcomeRecorder:
         Returns the jobs in the order of delivery_ids, once their attempt
         rows are committed.
         """
-        future: asyncio.Future[list[AttemptJob]] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[AttemptJob]] = loop.create_future()
         self._starts.append((delivery_ids, future))
         self._idle.clear()
         self._ready.set()

@@ -175,7 +175,9 @@ class Scheduler:
     def _begin(self, delivery_ids: list[str]) -> None:
         """Commit attempt starts in the background; the loop goes on meanwhile."""
         self._starting += len(delivery_ids)
-        task = asyncio.create_task(self._commit_starts(delivery_ids), name="lassod-begin")
+        task = asyncio.create_task(
+            self._commit_starts(delivery_ids), name="lassod-begin-attempts"
+        )
         self._beginning.add(task)
         task.add_done_callback(self._beginning.discard)
 

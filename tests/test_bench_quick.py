@@ -30,7 +30,14 @@ def test_quick_benchmark_writes_results(tmp_path):
     document = json.loads(output.read_text())
     assert document["mode"] == "quick"
     results = document["results"]
-    assert set(results) == {"throughput", "yardstick", "latency", "queue", "crash", "failing"}
+    assert set(results) == {
+        "throughput",
+        "yardstick",
+        "latency",
+        "queue",
+        "crash",
+        "failing",
+    }
     assert results["throughput"]["received"] == results["throughput"]["events"]
     assert results["throughput"]["attempts_recorded"] == results["throughput"]["events"]
     assert results["crash"]["lost"] == 0
