@@ -69,3 +69,18 @@ async def test_error_reaches_only_its_caller(tmp_path):
         assert await database.transaction(insert_company, "after") is not None
     finally:
         await database.close()
+
+
+async def test_cancelled_caller_leaves_others_committed(tmp_path):
+    database = await Database.open(str(tmp_path / "group.db"))
+    try:
+        first = asyncio.create_task(database.transaction(insert_company, "kept"))
+        second = asyncio.create_task(database.transaction(insert_company, "cancelled"))
+        await asyncio.sleep(0)
+        second.cancel()
+        assert await first is not None
+        names = await database.read(company_names)
+    finally:
+        await database.close()
+
+    assert "kept" in names

@@ -85,10 +85,12 @@ class Database:
                     for item in group:
                         item.future.cancel()
                     raise
-                except Exception as error:
+                except BaseException as error:
                     for item in group:
                         if not item.future.done():
                             item.future.set_exception(error)
+                    if not isinstance(error, Exception):
+                        raise
         finally:
             self._committing = False
 
@@ -140,10 +142,12 @@ def _in_group(connection: sqlite3.Connection, group: list[_Work]) -> None:
                 item.error = error
                 connection.execute("ROLLBACK TO work")
             connection.execute("RELEASE work")
+        connection.execute("COMMIT")
     except BaseException:
-        connection.execute("ROLLBACK")
+        # Some errors (a full disk, for one) end the transaction themselves.
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
         raise
-    connection.execute("COMMIT")
 
 
 def _resolve(group: list[_Work]) -> None:
