@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import tempfile
 import time
 from pathlib import Path
@@ -38,6 +39,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="PATH",
         help="JSON result file (default: bench/results/<UTC time>.json)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=100,
+        metavar="N",
+        help="requests in flight for lassod (max_concurrency) and the yardstick",
     )
     parser.add_argument(
         "--keep",
@@ -76,6 +84,7 @@ async def run(
 def main() -> None:
     args = build_parser().parse_args()
     sizes = scenarios.QUICK if args.quick else scenarios.FULL
+    sizes = dataclasses.replace(sizes, concurrency=args.concurrency)
     names = tuple(args.only) if args.only else NAMES
     started = time.time()
     results: dict[str, Any] = {}
