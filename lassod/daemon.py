@@ -44,6 +44,7 @@ class Daemon:
         self._runner: web.AppRunner | None = None
         self.app: web.Application | None = None
         self.port: int | None = None
+        self._log_flusher: asyncio.Task[None] | None = None
 
     @property
     def settings(self) -> Settings:
@@ -56,6 +57,9 @@ class Daemon:
         and /readyz reports "starting" while a large queue loads.
         """
         settings = self.settings
+        self._log_flusher = asyncio.create_task(
+            logs.flush_periodically(), name="lassod-log-flusher"
+        )
         self.database = await Database.open(settings.database.path)
         self.database.on_operation = self.runtime.metrics.database_operation
         self._sender = Sender.create(
@@ -104,6 +108,9 @@ class Daemon:
             await self.database.close()
         self.runtime.phase = STOPPED
         logger.info("lassod_stopped")
+        if self._log_flusher is not None:
+            self._log_flusher.cancel()
+            await asyncio.wait([self._log_flusher])
 
     def reload(self, config_path: str | Path | None) -> bool:
         """Re-read the settings file and apply the settings that can change live.

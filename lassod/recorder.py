@@ -1,4 +1,4 @@
-"""Group commits: attempt outcomes written in batches, one transaction each."""
+"""Group commits: attempt starts and outcomes written in shared transactions."""
 
 from __future__ import annotations
 
@@ -8,18 +8,20 @@ from typing import Callable
 from lassod.clock import now_ms
 from lassod.logs import logger
 from lassod.store import Database
-from lassod.store.deliveries import AttemptOutcome, record_outcomes
+from lassod.store.deliveries import AttemptJob, AttemptOutcome, record_and_begin
 from lassod.store.endpoints import Deactivation
 
 MAX_BATCH = 500
 
 
 class OutcomeRecorder:
-    """Write outcomes as they arrive; those arriving during a commit share the next.
+    """Commit attempt outcomes and attempt starts, grouping those that wait.
 
     One commit per outcome would cap throughput near a thousand attempts a
-    second, because each commit costs a thread hand-off and an fsync. Grouping
-    adds no delay when idle, since a lone outcome is committed at once.
+    second, because each commit costs a thread hand-off and an fsync. Work
+    that arrives during a commit shares the next one, so outcomes and the
+    starts of the attempts that take their places cost one commit together.
+    Grouping adds no delay when idle, since lone work is committed at once.
     """
 
     def __init__(
@@ -30,6 +32,7 @@ class OutcomeRecorder:
         self._database = database
         self._on_recorded = on_recorded
         self._waiting: list[AttemptOutcome] = []
+        self._starts: list[tuple[list[str], asyncio.Future[list[AttemptJob]]]] = []
         self._ready = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -43,8 +46,21 @@ class OutcomeRecorder:
         self._idle.clear()
         self._ready.set()
 
+    async def begin(self, delivery_ids: list[str]) -> list[AttemptJob]:
+        """Commit the start of an attempt for each delivery still pending.
+
+        Returns the jobs in the order of delivery_ids, once their attempt
+        rows are committed.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[AttemptJob]] = loop.create_future()
+        self._starts.append((delivery_ids, future))
+        self._idle.clear()
+        self._ready.set()
+        return await future
+
     async def drain(self) -> None:
-        """Wait until every outcome added so far is committed."""
+        """Wait until every outcome and start added so far is committed."""
         await self._idle.wait()
 
     async def stop(self) -> None:
@@ -61,18 +77,26 @@ class OutcomeRecorder:
             await self._ready.wait()
             batch = self._waiting[:MAX_BATCH]
             del self._waiting[:MAX_BATCH]
+            starts, self._starts = self._starts, []
             if not self._waiting:
                 self._ready.clear()
-            await self._commit(batch)
-            if not self._waiting:
+            await self._commit(batch, starts)
+            if not self._waiting and not self._starts:
                 self._idle.set()
 
-    async def _commit(self, batch: list[AttemptOutcome]) -> None:
+    async def _commit(
+        self,
+        batch: list[AttemptOutcome],
+        starts: list[tuple[list[str], asyncio.Future[list[AttemptJob]]]],
+    ) -> None:
+        delivery_ids = [item for ids, _ in starts for item in ids]
         while True:
             try:
                 # Shielded: a cancelled stop must not abandon a half-sent commit.
-                deactivated = await asyncio.shield(
-                    self._database.transaction(record_outcomes, batch, now_ms())
+                deactivated, jobs = await asyncio.shield(
+                    self._database.transaction(
+                        record_and_begin, batch, delivery_ids, now_ms()
+                    )
                 )
                 break
             except asyncio.CancelledError:
@@ -80,6 +104,22 @@ class OutcomeRecorder:
             except Exception:
                 # NOTE: a failing disk stalls recording here, which is the safe
                 # side: deliveries stay in flight and are retried at restart.
-                logger.exception("outcome_commit_failed", batch_size=len(batch))
+                logger.exception(
+                    "outcome_commit_failed",
+                    batch_size=len(batch),
+                    starts=len(delivery_ids),
+                )
                 await asyncio.sleep(1.0)
-        self._on_recorded(batch, deactivated)
+        if batch:
+            self._on_recorded(batch, deactivated)
+        _hand_out(jobs, starts)
+
+
+def _hand_out(
+    jobs: list[AttemptJob],
+    starts: list[tuple[list[str], asyncio.Future[list[AttemptJob]]]],
+) -> None:
+    by_id = {job.delivery_id: job for job in jobs}
+    for delivery_ids, future in starts:
+        if not future.done():
+            future.set_result([by_id[item] for item in delivery_ids if item in by_id])

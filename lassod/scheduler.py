@@ -39,11 +39,12 @@ class Scheduler:
     """Keep due deliveries in a heap and run their attempts concurrently.
 
     Invariant: every pending delivery with (due, id) at or before `_cursor`
-    is in the heap, parked by `_admission` or in flight. Deliveries after it
-    are read from the index when the window moves; new ones due within the
-    window are pushed by `notify`. Deliveries that another process inserts
-    inside the window are found by `_check_external_writes`, which rescans
-    when SQLite's data_version shows a commit from another connection.
+    is in the heap, parked by `_admission`, having its attempt start
+    committed, or in flight. Deliveries after it are read from the index when
+    the window moves; new ones due within the window are pushed by `notify`.
+    Deliveries that another process inserts inside the window are found by
+    `_check_external_writes`, which rescans when SQLite's data_version shows
+    a commit from another connection.
     """
 
     def __init__(
@@ -62,6 +63,8 @@ class Scheduler:
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
         self._admission = HostAdmission(settings.per_host_limit)
+        self._beginning: set[asyncio.Task[None]] = set()
+        self._starting = 0
         self._recorder = OutcomeRecorder(database, self._on_recorded)
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -111,6 +114,10 @@ class Scheduler:
         self._wake.set()
         if self._task is not None:
             await self._task
+        # Attempts whose start is being committed are sent too, so none is
+        # recorded as begun without a request.
+        if self._beginning:
+            await asyncio.wait(set(self._beginning))
         if self._in_flight:
             done, pending = await asyncio.wait(set(self._in_flight), timeout=grace_s)
             for task in pending:
@@ -198,16 +205,21 @@ class Scheduler:
             if time.monotonic() >= self._external_check_due:
                 self._external_check_due = time.monotonic() + EXTERNAL_CHECK_INTERVAL_S
                 await self._check_external_writes(now)
-            free = self._settings.max_concurrency - len(self._in_flight)
+            free = self._free_slots()
             due = self._take_due(now, free)
             if due:
-                await self._dispatch(due)
+                self._begin(due)
                 continue
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), self._sleep_s(now, free))
             except TimeoutError:
                 pass
+
+    def _free_slots(self) -> int:
+        """Return the number of slots with no attempt in flight or being started."""
+        occupied = len(self._in_flight) + self._starting
+        return self._settings.max_concurrency - occupied
 
     def _take_due(self, now: int, free: int) -> list[tuple[int, str]]:
         due = []
@@ -219,35 +231,53 @@ class Scheduler:
 
     def _sleep_s(self, now: int, free: int) -> float:
         """Return how long the loop may sleep before something comes due."""
-        wake_ms = self._cursor[0] - HORIZON_MS // 2
+        # Capped so the loop ticks often enough for health checks and pings.
+        wake_ms = now + round(self.max_idle_s * 1000)
+        if self._cursor[1] == _LAST_ID:
+            wake_ms = min(wake_ms, self._cursor[0] - HORIZON_MS // 2)
+        # Otherwise the last refill hit its limit and the next one waits for
+        # the heap to run low, which only a wake-up can bring about.
         if self._heap and free > 0:
             wake_ms = min(wake_ms, self._heap[0][0])
-        # Capped so the loop ticks often enough for health checks and pings.
-        return min(max(wake_ms - now, 0) / 1000, self.max_idle_s)
+        return max(wake_ms - now, 0) / 1000
 
-    async def _dispatch(self, due: list[tuple[int, str]]) -> None:
-        urls = await self._database.read(queries.target_urls, [item[1] for item in due])
-        hosts = {delivery_id: host_key(url) for delivery_id, url in urls.items()}
-        delivery_ids = self._admission.admit(due, hosts)
-        if not delivery_ids:
-            return
+    def _begin(self, due: list[tuple[int, str]]) -> None:
+        """Admit and start due deliveries in the background; the loop goes on."""
+        self._starting += len(due)
+        task = asyncio.create_task(self._commit_starts(due), name="lassod-begin-attempts")
+        self._beginning.add(task)
+        task.add_done_callback(self._beginning.discard)
+
+    async def _commit_starts(self, due: list[tuple[int, str]]) -> None:
+        delivery_ids: list[str] = []
         try:
-            jobs = await self._database.transaction(
-                queries.begin_attempts, delivery_ids, now_ms()
-            )
+            ids = [item[1] for item in due]
+            urls = await self._database.read(queries.target_urls, ids)
+            hosts = {delivery_id: host_key(url) for delivery_id, url in urls.items()}
+            delivery_ids = self._admission.admit(due, hosts)
+            jobs = await self._recorder.begin(delivery_ids) if delivery_ids else []
         except BaseException:
             for delivery_id in delivery_ids:
                 self._release_host(delivery_id)
             raise
+        finally:
+            self._starting -= len(due)
+            # Parked deliveries hand their slots back to the loop.
+            self._wake.set()
         started = {job.delivery_id for job in jobs}
         for delivery_id in delivery_ids:
             if delivery_id not in started:
                 self._known.discard(delivery_id)
                 self._release_host(delivery_id)
         for job in jobs:
-            task = asyncio.create_task(self._attempt(job), name=f"lassod-attempt-{job.delivery_id}")
-            self._in_flight.add(task)
-            task.add_done_callback(self._attempt_done)
+            self._launch(job)
+        if len(jobs) < len(delivery_ids):
+            self._wake.set()
+
+    def _launch(self, job: AttemptJob) -> None:
+        task = asyncio.create_task(self._attempt(job), name=f"lassod-attempt-{job.delivery_id}")
+        self._in_flight.add(task)
+        task.add_done_callback(self._attempt_done)
 
     def _attempt_done(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)

@@ -83,7 +83,7 @@ async def test_metrics_follow_deliveries(lassod, make_receiver):
         )
         == 1
     )
-    operation = "begin_attempts"
+    operation = "record_and_begin"
     assert (
         sample(text, "lassod_database_operation_seconds_count", operation=operation)
         >= 2

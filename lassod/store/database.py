@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import asyncio
 import os
 import sqlite3
 import time
 from importlib import resources
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
@@ -37,6 +39,9 @@ class Database:
         self.path = path
         # Called with (query function name, seconds) after each operation.
         self.on_operation: Callable[[str, float], None] | None = None
+        self._queued: list[_Work] = []
+        self._committing = False
+        self._commit_task: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(cls, path: str) -> Database:
@@ -61,14 +66,58 @@ class Database:
     async def transaction(
         self, work: Callable[..., Result], *args: Any
     ) -> Result:
-        """Run work(connection, *args) inside BEGIN IMMEDIATE ... COMMIT."""
-        return await self._run(work.__name__, _in_transaction, work, *args)
+        """Run work(connection, *args) inside BEGIN IMMEDIATE ... COMMIT.
+
+        Transactions requested while a commit is running share the next
+        commit, each inside its own savepoint: one that raises is rolled
+        back alone, and every caller resumes only after the shared COMMIT.
+        One fsync then covers many API requests and attempt records.
+        """
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self._queued.append(_Work(work, args, future))
+        if not self._committing:
+            self._committing = True
+            self._commit_task = asyncio.create_task(
+                self._commit_queued(), name="lassod-group-commit"
+            )
+        return await future
+
+    async def _commit_queued(self) -> None:
+        try:
+            while self._queued:
+                group, self._queued = self._queued, []
+                try:
+                    await self._run_group(group)
+                    _resolve(group)
+                except asyncio.CancelledError:
+                    for item in group:
+                        item.future.cancel()
+                    raise
+                except BaseException as error:
+                    for item in group:
+                        if not item.future.done():
+                            item.future.set_exception(error)
+                    if not isinstance(error, Exception):
+                        raise
+        finally:
+            self._committing = False
+
+    async def _run_group(self, group: list[_Work]) -> None:
+        """Commit a group; each of its query functions is timed as the group."""
+        started = time.perf_counter()
+        try:
+            await self._run(None, _in_group, group)
+        finally:
+            if self.on_operation is not None:
+                elapsed = time.perf_counter() - started
+                for name in {item.function.__name__ for item in group}:
+                    self.on_operation(name, elapsed)
 
     async def read(self, work: Callable[..., Result], *args: Any) -> Result:
         """Run work(connection, *args) outside an explicit transaction."""
         return await self._run(work.__name__, work, *args)
 
-    async def _run(self, name: str, work: Callable[..., Any], *args: Any) -> Any:
+    async def _run(self, name: str | None, work: Callable[..., Any], *args: Any) -> Any:
         started = time.perf_counter()
         try:
             # NOTE: aiosqlite has no public call for running a function on its
@@ -78,7 +127,7 @@ class Database:
                 _call_with_connection, self, work, args
             )
         finally:
-            if self.on_operation is not None:
+            if self.on_operation is not None and name is not None:
                 self.on_operation(name, time.perf_counter() - started)
 
     @property
@@ -93,15 +142,48 @@ def _call_with_connection(
     return work(database.raw, *args)
 
 
-def _in_transaction(connection: sqlite3.Connection, work: Callable[..., Any], *args: Any) -> Any:
+@dataclass
+class _Work:
+    """One caller's transaction waiting for a group commit."""
+
+    function: Callable[..., Any]
+    args: tuple[Any, ...]
+    future: asyncio.Future[Any]
+    result: Any = None
+    error: BaseException | None = None
+
+
+def _in_group(connection: sqlite3.Connection, group: list[_Work]) -> None:
+    """Run each work in its own savepoint, then commit them all.
+
+    Runs on aiosqlite's thread and stores each result or error on its item.
+    """
     connection.execute("BEGIN IMMEDIATE")
     try:
-        result = work(connection, *args)
+        for item in group:
+            connection.execute("SAVEPOINT work")
+            try:
+                item.result = item.function(connection, *item.args)
+            except Exception as error:
+                item.error = error
+                connection.execute("ROLLBACK TO work")
+            connection.execute("RELEASE work")
+        connection.execute("COMMIT")
     except BaseException:
-        connection.execute("ROLLBACK")
+        # Some errors (a full disk, for one) end the transaction themselves.
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
         raise
-    connection.execute("COMMIT")
-    return result
+
+
+def _resolve(group: list[_Work]) -> None:
+    for item in group:
+        if item.future.done():
+            continue
+        if item.error is not None:
+            item.future.set_exception(item.error)
+        else:
+            item.future.set_result(item.result)
 
 
 def _create_private_file(path: str) -> None:

@@ -1,0 +1,1 @@
+"""The lassod benchmark: scenarios, receiver and yardstick."""

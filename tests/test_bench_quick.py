@@ -1,0 +1,44 @@
+"""The benchmark's quick mode runs end to end and writes its JSON result.
+
+A smoke test only: it never checks a speed.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.timeout(120)
+def test_quick_benchmark_writes_results(tmp_path):
+    output = tmp_path / "quick.json"
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--output", str(output)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )
+
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    document = json.loads(output.read_text())
+    assert document["mode"] == "quick"
+    results = document["results"]
+    assert set(results) == {
+        "throughput",
+        "yardstick",
+        "latency",
+        "queue",
+        "crash",
+        "failing",
+    }
+    assert results["throughput"]["received"] == results["throughput"]["events"]
+    assert results["throughput"]["attempts_recorded"] == results["throughput"]["events"]
+    assert results["crash"]["lost"] == 0
+    assert results["throughput"]["bad_signatures"] == 0
