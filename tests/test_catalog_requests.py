@@ -389,3 +389,13 @@ async def test_company_isolation(lassod, make_receiver):
     assert len(globex_receiver.received) == 1
     _, acme_color = await lassod.request("GET", "/api/v1/attributes/color", acme)
     assert acme_color["type"] == "text"
+
+
+@pytest.mark.parametrize("path", ["/api/v1/catalog/changes", "/api/v1/catalog/webhooks"])
+async def test_sibling_path_is_not_a_product(lassod, path):
+    key = await lassod.new_key()
+
+    status, body = await lassod.request("DELETE", path, key)
+
+    assert status == 405
+    assert body["error_type"] == "invalid_request"

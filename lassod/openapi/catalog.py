@@ -97,7 +97,7 @@ SCHEMAS: dict[str, Schema] = {
         }
     ),
     "AttributeChange": obj({"type": {"enum": list(TYPES)}, **_MUTABLE})
-    | _ENUM_RULE
+    | {"if": _ENUM_RULE["if"], "then": {}, "else": _ENUM_RULE["else"]}
     | {"dependentRequired": {"enum_values": ["type"]}, "description": _TYPE_NOTE},
     "AttributeRename": obj({"new_key": KEY}, ["new_key"]),
     "Product": all_required(

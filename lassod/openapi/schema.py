@@ -46,10 +46,11 @@ _PORT = (
 _URL_TEXT = "[^\\s\\u0000-\\u001f\\u007f\\u0085\\ufeff"
 # What webhook_url accepts: http or https, a host, an optional port from 1 to
 # 65535, no user info, no spaces or control characters. Bracketed IPv6 hosts
-# are accepted too but left out here.
+# are accepted too but left out here, and so are hosts not starting with a
+# letter: an IP literal is refused when it is a blocked address.
 URL = string(
     2048,
-    pattern=f"^https?://{_URL_TEXT}/?#@:\\[\\]]+(:{_PORT})?([/?#]{_URL_TEXT}]*)?$",
+    pattern=f"^https?://[A-Za-z]{_URL_TEXT}/?#@:\\[\\]]*(:{_PORT})?([/?#]{_URL_TEXT}]*)?$",
 )
 HEADER_NAME = string(256, minLength=1, pattern="^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 HEADER_VALUE = string(4096, minLength=1, pattern="^[\\t -~]*$")

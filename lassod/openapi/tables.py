@@ -108,11 +108,21 @@ SCHEMAS: dict[str, Schema] = {
     )
     | {
         "description": "Null removes a part; a null webhook_url removes the webhook."
+        " A secret or auth header needs a webhook_url, given or already set."
         " The auth header name and value change together.",
         "minProperties": 1,
         "dependentRequired": {
             "webhook_auth_header_name": ["webhook_auth_header_value"],
             "webhook_auth_header_value": ["webhook_auth_header_name"],
+        },
+        # Removing the webhook leaves nothing to attach a secret or header to.
+        "if": {"properties": {"webhook_url": {"type": "null"}}, "required": ["webhook_url"]},
+        "then": {
+            "properties": {
+                "webhook_secret": {"type": "null"},
+                "webhook_auth_header_name": {"type": "null"},
+                "webhook_auth_header_value": {"type": "null"},
+            }
         },
         # Both null, or both strings.
         "anyOf": [
