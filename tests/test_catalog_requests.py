@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 
 import pytest
 
@@ -399,3 +400,15 @@ async def test_sibling_path_is_not_a_product(lassod, path):
 
     assert status == 405
     assert body["error_type"] == "invalid_request"
+
+
+async def test_changes_cursor_too_large_is_422(lassod):
+    key = await lassod.new_key()
+    cursor = base64.urlsafe_b64encode(b"99999999999999999999999:prd_1").decode()
+
+    status, body = await lassod.request(
+        "GET", f"/api/v1/catalog/changes?cursor={cursor.rstrip('=')}", key
+    )
+
+    assert status == 422
+    assert body["field"] == "cursor"
