@@ -93,6 +93,16 @@ def test_cursor_round_trip():
     assert products.decode_cursor(cursor) == (1_733_000_000_123_456, product.id)
 
 
+
+@pytest.mark.parametrize("raw", [b"99999999999999999999999:prd_1", b"-5:prd_1"])
+def test_cursor_out_of_range_is_invalid(raw):
+    cursor = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    with pytest.raises(ValidationError) as caught:
+        products.decode_cursor(cursor)
+
+    assert caught.value.field == "cursor"
+
 def test_since_includes_its_own_microsecond():
     query = products.parse_changes_query({"since": "2026-01-01T00:00:00.000001Z"})
 

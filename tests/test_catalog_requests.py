@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 
 import pytest
 
@@ -389,3 +390,25 @@ async def test_company_isolation(lassod, make_receiver):
     assert len(globex_receiver.received) == 1
     _, acme_color = await lassod.request("GET", "/api/v1/attributes/color", acme)
     assert acme_color["type"] == "text"
+
+
+@pytest.mark.parametrize("path", ["/api/v1/catalog/changes", "/api/v1/catalog/webhooks"])
+async def test_sibling_path_is_not_a_product(lassod, path):
+    key = await lassod.new_key()
+
+    status, body = await lassod.request("DELETE", path, key)
+
+    assert status == 405
+    assert body["error_type"] == "invalid_request"
+
+
+async def test_changes_cursor_too_large_is_422(lassod):
+    key = await lassod.new_key()
+    cursor = base64.urlsafe_b64encode(b"99999999999999999999999:prd_1").decode()
+
+    status, body = await lassod.request(
+        "GET", f"/api/v1/catalog/changes?cursor={cursor.rstrip('=')}", key
+    )
+
+    assert status == 422
+    assert body["field"] == "cursor"

@@ -175,3 +175,37 @@ async def test_patch_events_changes_fan_out(lassod, make_receiver):
     await asyncio.sleep(0.2)
     assert event_names(items) == ["attribute.created"]
     assert json.loads(items[0].body)["data"]["attribute"]["key"] == "size"
+
+
+async def test_patch_null_clears_settings(lassod):
+    key = await lassod.new_key()
+    status, created = await lassod.request(
+        "POST",
+        "/api/v1/catalog/webhooks",
+        key,
+        json={
+            "url": "https://example.com/hook",
+            "events": ["product.created"],
+            "description": "catalog mirror",
+            "auth_header_name": "X-Token",
+            "auth_header_value": "t0ken",
+        },
+    )
+    assert status == 201
+
+    status, changed = await lassod.request(
+        "PATCH",
+        f"/api/v1/catalog/webhooks/{created['id']}",
+        key,
+        json={
+            "description": None,
+            "secret": None,
+            "auth_header_name": None,
+            "auth_header_value": None,
+        },
+    )
+
+    assert status == 200
+    assert changed["description"] is None
+    assert changed["has_secret"] is False
+    assert changed["auth_header_name"] is None

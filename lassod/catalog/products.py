@@ -145,7 +145,8 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
         updated_us = int(updated_text)
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise invalid from None
-    if not product_id:
+    # SQLite integers are signed 64-bit, and a write time is never negative.
+    if not product_id or not 0 <= updated_us < 2**63:
         raise invalid
     return updated_us, product_id
 

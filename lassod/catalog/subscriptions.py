@@ -105,16 +105,22 @@ def parse_patch(body: Any, security: SecuritySettings) -> dict[str, Any]:
     if "events" in body:
         changes["events"] = _events(body)
     if "description" in body:
-        changes["description"] = check.text(body, "description", max_length=10_000)
+        changes["description"] = check.text(
+            body, "description", max_length=10_000, nullable=True
+        )
     if "active" in body:
         active = check.boolean(body, "active")
         if active is None:
             raise ValidationError("active", "must be true or false, got null")
         changes["active"] = active
     if "secret" in body:
-        changes["secret"] = check.text(body, "secret", max_length=MAX_SECRET_LENGTH)
+        changes["secret"] = check.text(
+            body, "secret", max_length=MAX_SECRET_LENGTH, nullable=True
+        )
     if "auth_header_name" in body or "auth_header_value" in body:
-        name, value = check.header_pair(body, "auth_header_name", "auth_header_value")
+        name, value = check.header_pair(
+            body, "auth_header_name", "auth_header_value", nullable=True
+        )
         changes["auth_header_name"] = name
         changes["auth_header_value"] = value
     if not changes:

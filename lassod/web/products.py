@@ -14,7 +14,11 @@ from lassod.web.state import DATABASE, SCHEDULER
 routes = web.RouteTableDef()
 
 
-# Registered before /api/v1/catalog/{product_id}, which would match it too.
+# Product ids never take the name of a sibling route, so a method those routes
+# lack answers 405 with their own Allow header rather than reaching a product.
+PRODUCT_PATH = "/api/v1/catalog/{product_id:(?!changes$|webhooks$)[^{}/]+}"
+
+
 @routes.get("/api/v1/catalog/changes")
 async def list_changes(request: web.Request) -> web.Response:
     """List products changed since a time, oldest change first, by cursor."""
@@ -57,7 +61,7 @@ async def list_products(request: web.Request) -> web.Response:
     return json_response(page.render([products.public(row) for row in rows], total))
 
 
-@routes.get("/api/v1/catalog/{product_id}")
+@routes.get(PRODUCT_PATH)
 async def get_product(request: web.Request) -> web.Response:
     company = await company_id(request)
     product_id = request.match_info["product_id"]
@@ -69,7 +73,7 @@ async def get_product(request: web.Request) -> web.Response:
     return json_response(products.public(product))
 
 
-@routes.patch("/api/v1/catalog/{product_id}")
+@routes.patch(PRODUCT_PATH)
 async def patch_product(request: web.Request) -> web.Response:
     company = await company_id(request)
     product_id = request.match_info["product_id"]
@@ -91,7 +95,7 @@ async def patch_product(request: web.Request) -> web.Response:
     return json_response(products.public(change.product))
 
 
-@routes.delete("/api/v1/catalog/{product_id}")
+@routes.delete(PRODUCT_PATH)
 async def delete_product(request: web.Request) -> web.Response:
     company = await company_id(request)
     product_id = request.match_info["product_id"]
