@@ -45,9 +45,8 @@ def percentile(values: list[float], fraction: float) -> float | None:
 def _one_host(sizes: Sizes) -> dict[str, Any]:
     """Return delivery settings for scenarios whose targets share one host.
 
-    With the default per-host limit, a quarter of max_concurrency, one host
-    could use only a quarter of the slots; these scenarios measure the whole
-    sender, so they lift that limit to max_concurrency.
+    The default per-host limit is a quarter of max_concurrency. These
+    scenarios measure the whole sender, so they lift it to max_concurrency.
     """
     return {
         "max_concurrency": sizes.concurrency,
