@@ -17,6 +17,8 @@ import orjson
 from bench import processes
 
 SECRET = "whsec_YmVuY2htYXJrLXNlY3JldC0wMTIzNDU2Nzg5"
+# Ports the receiver opens: each is a separate host to lassod's per-host limit.
+RECEIVER_LISTENERS = 5
 
 
 class Harness:
@@ -25,8 +27,9 @@ class Harness:
     def __init__(self, keep: bool = False) -> None:
         self.keep = keep
         self.folder = Path(tempfile.mkdtemp(prefix="lassod-bench-"))
-        self.receiver_port = processes.free_port()
-        self.receiver = processes.start_receiver(self.receiver_port, SECRET)
+        self.receiver, self.receiver_ports = processes.start_receiver(
+            RECEIVER_LISTENERS, SECRET
+        )
         self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=200),
             timeout=aiohttp.ClientTimeout(total=30),
@@ -35,7 +38,12 @@ class Harness:
 
     @property
     def receiver_url(self) -> str:
-        return f"http://127.0.0.1:{self.receiver_port}"
+        return self.receiver_urls[0]
+
+    @property
+    def receiver_urls(self) -> list[str]:
+        """One base URL per receiver port, all counted together."""
+        return [f"http://127.0.0.1:{port}" for port in self.receiver_ports]
 
     async def close(self) -> None:
         await self.session.close()

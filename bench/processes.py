@@ -22,14 +22,17 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_receiver(port: int, secret: str) -> subprocess.Popen[bytes]:
+def start_receiver(
+    listeners: int, secret: str
+) -> tuple[subprocess.Popen[bytes], list[int]]:
+    """Start the receiver on `listeners` ports; return it and its ports."""
     process = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "bench.receiver",
-            "--port",
-            str(port),
+            "--listeners",
+            str(listeners),
             "--secret",
             secret,
         ],
@@ -39,7 +42,7 @@ def start_receiver(port: int, secret: str) -> subprocess.Popen[bytes]:
     if not line.startswith(b"listening"):
         process.kill()
         raise RuntimeError("benchmark receiver failed to start")
-    return process
+    return process, [int(port) for port in line.split()[1:]]
 
 
 def write_config(folder: Path, port: int, delivery: dict[str, object]) -> Path:
@@ -48,6 +51,9 @@ def write_config(folder: Path, port: int, delivery: dict[str, object]) -> Path:
         "[server]",
         'host = "127.0.0.1"',
         f"port = {port}",
+        # One API key drives up to 1,000 requests a second here.
+        "rate_limit_per_s = 100000.0",
+        "rate_limit_burst = 100000",
         "[database]",
         f'path = "{folder / "lassod.db"}"',
         "[security]",

@@ -1,6 +1,6 @@
 """A fast webhook receiver for the benchmark: a raw asyncio HTTP/1.1 server.
 
-It responds to every POST with 204, except paths starting with /hang, which
+It listens on one or more ports of 127.0.0.1 and responds to every POST with 204, except paths starting with /hang, which
 get no response until the sender gives up. It counts deliveries by event id, keeps
 each event's first receipt time and checks the signature of a sample.
 `GET /_stats` returns the counts as JSON and `POST /_reset` clears them;
@@ -139,14 +139,23 @@ class ReceiverProtocol(asyncio.Protocol):
         self._transport = None
 
 
-async def serve(port: int, secret: str) -> None:
+async def serve(listeners: int, secret: str) -> None:
+    """Listen on `listeners` free ports of 127.0.0.1, all sharing one count.
+
+    Each port is its own `scheme://host:port` to lassod's per-host limit, so
+    one receiver process can stand in for several hosts.
+    """
     counts = Counts(secret)
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(
-        lambda: ReceiverProtocol(counts), "127.0.0.1", port, backlog=1024
-    )
-    print(f"listening {server.sockets[0].getsockname()[1]}", flush=True)
-    await server.serve_forever()
+    servers = [
+        await loop.create_server(
+            lambda: ReceiverProtocol(counts), "127.0.0.1", 0, backlog=1024
+        )
+        for _ in range(listeners)
+    ]
+    ports = " ".join(str(server.sockets[0].getsockname()[1]) for server in servers)
+    print(f"listening {ports}", flush=True)
+    await asyncio.gather(*(server.serve_forever() for server in servers))
 
 
 def run_loop(coroutine: object) -> None:
@@ -161,10 +170,12 @@ def run_loop(coroutine: object) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Benchmark webhook receiver.")
-    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1")
+    parser.add_argument(
+        "--listeners", type=int, default=1, help="ports to open on 127.0.0.1"
+    )
     parser.add_argument("--secret", required=True, help="webhook secret to verify")
     args = parser.parse_args()
-    run_loop(serve(args.port, args.secret))
+    run_loop(serve(args.listeners, args.secret))
 
 
 if __name__ == "__main__":

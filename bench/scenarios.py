@@ -42,6 +42,18 @@ def percentile(values: list[float], fraction: float) -> float | None:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
+def _one_host(sizes: Sizes) -> dict[str, Any]:
+    """Return delivery settings for scenarios whose targets share one host.
+
+    The default per-host limit is a quarter of max_concurrency. These
+    scenarios measure the whole sender, so they lift it to max_concurrency.
+    """
+    return {
+        "max_concurrency": sizes.concurrency,
+        "max_concurrency_per_host": sizes.concurrency,
+    }
+
+
 def _rate(stats: dict[str, Any]) -> float | None:
     if stats["total"] < 2 or stats["last_s"] == stats["first_s"]:
         return None
@@ -52,7 +64,7 @@ async def throughput(harness: Harness, sizes: Sizes) -> dict[str, Any]:
     """Drain N queued events; measure POST /api/v1/tables latency meanwhile."""
     count = sizes.throughput_events
     folder = harness.new_folder("throughput")
-    lassod = Lassod(harness, folder, {"max_concurrency": sizes.concurrency})
+    lassod = Lassod(harness, folder, _one_host(sizes))
     seeded = await seed.seed(
         lassod.database_path, [harness.receiver_url + "/ok"], SECRET, [now_ms()] * count
     )
@@ -127,7 +139,7 @@ async def latency(harness: Harness, sizes: Sizes) -> dict[str, Any]:
     """Complete tables through the API at a steady rate; time each event's trip."""
     count = round(sizes.latency_rate * sizes.latency_seconds)
     folder = harness.new_folder("latency")
-    lassod = Lassod(harness, folder, {"max_concurrency": sizes.concurrency})
+    lassod = Lassod(harness, folder, _one_host(sizes))
     seeded = await seed.seed_tables(
         lassod.database_path, harness.receiver_url + "/ok", SECRET, count
     )
@@ -189,7 +201,7 @@ async def queue_scale(harness: Harness, sizes: Sizes) -> dict[str, Any]:
     """Start on N future deliveries plus one due now: RSS and start-up times."""
     count = sizes.queue_pending
     folder = harness.new_folder("queue")
-    lassod = Lassod(harness, folder, {"max_concurrency": sizes.concurrency})
+    lassod = Lassod(harness, folder, _one_host(sizes))
     later = now_ms() + FUTURE_MS
     seeding_started = time.monotonic()
     await seed.seed(
@@ -222,7 +234,7 @@ async def crash_recovery(harness: Harness, sizes: Sizes) -> dict[str, Any]:
     count = sizes.crash_pending
     folder = harness.new_folder("crash")
     # Short retry delays so attempts cut off by the kill are retried within the run.
-    delivery = {"max_concurrency": sizes.concurrency, "retry_delays_s": [0.5, 1.0, 2.0]}
+    delivery = {**_one_host(sizes), "retry_delays_s": [0.5, 1.0, 2.0]}
     lassod = Lassod(harness, folder, delivery)
     await seed.seed(
         lassod.database_path, [harness.receiver_url + "/ok"], SECRET, [now_ms()] * count
@@ -258,7 +270,11 @@ async def crash_recovery(harness: Harness, sizes: Sizes) -> dict[str, Any]:
 async def failing_receivers(
     harness: Harness, sizes: Sizes, healthy_rate: float | None
 ) -> dict[str, Any]:
-    """Send 20 % of deliveries to a receiver that hangs until the timeout."""
+    """Send 20 % of deliveries to a host that hangs until the timeout.
+
+    The five endpoints are five ports of the receiver, so five hosts to the
+    per-host limit, which keeps its default here as in a real deployment.
+    """
     count = sizes.failing_events
     folder = harness.new_folder("failing")
     delivery = {
@@ -266,9 +282,8 @@ async def failing_receivers(
         "timeout_s": sizes.failing_timeout_s,
     }
     lassod = Lassod(harness, folder, delivery)
-    urls = [harness.receiver_url + f"/ok/{n}" for n in range(4)] + [
-        harness.receiver_url + "/hang"
-    ]
+    *healthy_hosts, hanging_host = harness.receiver_urls
+    urls = [url + "/ok" for url in healthy_hosts] + [hanging_host + "/hang"]
     await seed.seed(lassod.database_path, urls, SECRET, [now_ms()] * count)
     healthy = count - count // len(urls)
     await harness.receiver_command("/_reset")

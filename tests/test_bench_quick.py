@@ -40,5 +40,8 @@ def test_quick_benchmark_writes_results(tmp_path):
     }
     assert results["throughput"]["received"] == results["throughput"]["events"]
     assert results["throughput"]["attempts_recorded"] == results["throughput"]["events"]
+    assert results["latency"]["received"] == results["latency"]["events"]
     assert results["crash"]["lost"] == 0
+    failing = results["failing"]
+    assert failing["healthy_received"] == failing["healthy_events"]
     assert results["throughput"]["bad_signatures"] == 0
