@@ -42,6 +42,12 @@ _SUBSCRIPTION = {
     "active": {"type": "boolean"},
     "auth_header_name": nullable({"type": "string"}),
     "has_secret": {"type": "boolean"},
+    "disabled_reason": nullable(
+        {
+            "type": "string",
+            "description": "Why lassod deactivated the subscription, if it did",
+        }
+    ),
     "created_at": TIME,
     "updated_at": TIME,
 }
