@@ -12,7 +12,7 @@ from lassod.netguard import AddressPolicy, parse_literal_host
 
 MAX_URL_LENGTH = 2048
 MAX_HEADER_VALUE_LENGTH = 4096
-_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _FORBIDDEN_HEADER_NAMES = {
     "content-type",
     "content-length",
@@ -209,7 +209,7 @@ def header_pair(
 
 
 def check_header_name(field: str, name: str) -> None:
-    if not _TOKEN.match(name):
+    if not _TOKEN.fullmatch(name):
         raise ValidationError(
             field, "must be a valid HTTP header name (letters, digits and !#$%&'*+-.^_`|~)"
         )

@@ -13,7 +13,7 @@ from lassod.catalog import attributes, products, subscriptions, write_time_us
 from lassod.catalog.attributes import AttributeInput, AttributeRow
 from lassod.catalog.products import ProductPatch, ProductRow
 from lassod.clock import now_us
-from lassod.validation import ValidationError
+from lassod.validation import ValidationError, check_header_name
 
 
 def make_product(**fields) -> ProductRow:
@@ -172,7 +172,9 @@ def test_valid_attribute_keys(key):
     assert attributes.check_key("key", key) == key
 
 
-@pytest.mark.parametrize("key", ["", "2x", "_x", "co lor", "ç", "x" * 129, 7, None])
+@pytest.mark.parametrize(
+    "key", ["", "2x", "_x", "co lor", "ç", "x" * 129, 7, None, "color\n"]
+)
 def test_invalid_attribute_keys(key):
     with pytest.raises(ValidationError):
         attributes.check_key("key", key)
@@ -223,3 +225,11 @@ def test_subscription_http_rejected_when_https_required():
         subscriptions.parse_new({"url": "http://example.com/h", "events": ["product.created"]}, security)
 
     assert "https" in raised.value.message
+
+
+@pytest.mark.parametrize("name", ["X-Token\n", "X Token", "", "X-Tökén"])
+def test_invalid_header_names(name):
+    with pytest.raises(ValidationError) as raised:
+        check_header_name("auth_header_name", name)
+
+    assert raised.value.field == "auth_header_name"

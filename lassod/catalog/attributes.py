@@ -36,7 +36,7 @@ MAX_VALUES = 1000
 MUTABLE_FIELDS = ("label", "enum_values", "tags_values", "description", "is_reviewed")
 UPSERT_FIELDS = {"key", "type", *MUTABLE_FIELDS}
 PUT_FIELDS = {"type", *MUTABLE_FIELDS}
-_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ def check_key(field: str, value: Any) -> str:
     """Check an attribute key: a letter, then letters, digits or underscores."""
     if not isinstance(value, str) or not value:
         raise ValidationError(field, "is required and must be a string")
-    if len(value) > MAX_KEY_LENGTH or not _KEY.match(value):
+    if len(value) > MAX_KEY_LENGTH or not _KEY.fullmatch(value):
         raise ValidationError(
             field,
             f"must start with a letter and contain only letters, digits and "
