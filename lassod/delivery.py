@@ -18,6 +18,9 @@ from lassod.resolver import BlockedAddress, BlockedTargetError, GuardedResolver
 from lassod.store.deliveries import AttemptJob
 
 USER_AGENT = f"lassod/{__version__}"
+# URLs whose target check passed or failed; the check parses the URL and any
+# IP literal, which is a noticeable share of an attempt's cost.
+TARGET_CACHE_SIZE = 4096
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,7 @@ class Sender:
         self._security = security
         self._session = session
         self._resolver = resolver
+        self._checked: dict[str, BlockedTargetError | None] = {}
 
     @classmethod
     def create(
@@ -120,13 +124,12 @@ class Sender:
         """Send one attempt; never raises for network or receiver faults."""
         headers = build_headers(job, int(time.time()))
         started = time.monotonic()
-        deadline = started + self._settings.timeout_s
+        deadline = asyncio.get_running_loop().time() + self._settings.timeout_s
+        blocked = self._check_target(job.url)
+        if blocked is not None:
+            return _blocked(job, started, blocked)
         try:
-            self._check_target(job.url)
-        except BlockedTargetError as error:
-            return _blocked(job, started, error)
-        try:
-            async with asyncio.timeout_at(_loop_time(deadline)):
+            async with asyncio.timeout_at(deadline):
                 response = await self._session.post(
                     job.url, data=job.body, headers=headers, allow_redirects=False
                 )
@@ -157,17 +160,31 @@ class Sender:
             retry_after=response.headers.get("Retry-After"),
         )
 
-    def _check_target(self, url: str) -> None:
-        """Raise BlockedTargetError for a URL the [security] settings forbid.
+    def _check_target(self, url: str) -> BlockedTargetError | None:
+        """Return why the [security] settings forbid a URL, or None.
 
         Covers http under require_https, and blocked IP literals, which the
-        connector never passes to the resolver.
+        connector never passes to the resolver. Host names are checked at
+        each connection by the resolver instead.
         """
+        try:
+            return self._checked[url]
+        except KeyError:
+            pass
         parsed = URL(url)
         host = parsed.raw_host or ""
+        blocked: BlockedTargetError | None = None
         if self._security.require_https and parsed.scheme != "https":
-            raise BlockedTargetError(host, [BlockedAddress(host, "https_required")])
-        self._resolver.check_literal(host)
+            blocked = BlockedTargetError(host, [BlockedAddress(host, "https_required")])
+        else:
+            try:
+                self._resolver.check_literal(host)
+            except BlockedTargetError as error:
+                blocked = error
+        if len(self._checked) >= TARGET_CACHE_SIZE:
+            self._checked.clear()
+        self._checked[url] = blocked
+        return blocked
 
     async def _read_excerpt(self, response: aiohttp.ClientResponse, deadline: float) -> str:
         """Read at most response_max_bytes before the deadline; keep an excerpt."""
@@ -176,7 +193,7 @@ class Sender:
         size = 0
         complete = False
         try:
-            async with asyncio.timeout_at(_loop_time(deadline)):
+            async with asyncio.timeout_at(deadline):
                 while size < limit:
                     chunk = await response.content.read(limit - size)
                     if not chunk:
@@ -222,8 +239,3 @@ def _failure(started: float, kind: str) -> AttemptResult:
 def _elapsed_ms(started: float) -> int:
     return round((time.monotonic() - started) * 1000)
 
-
-def _loop_time(monotonic_deadline: float) -> float:
-    """Convert a time.monotonic() deadline to the running loop's clock."""
-    loop = asyncio.get_running_loop()
-    return loop.time() + (monotonic_deadline - time.monotonic())

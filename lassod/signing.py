@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 
 STANDARD_SECRET_PREFIX = "whsec_"
@@ -12,8 +11,7 @@ STANDARD_SECRET_PREFIX = "whsec_"
 
 def lasso_signature(secret: str, body: bytes) -> str:
     """Return `sha256=<hex HMAC-SHA256 of body>` keyed by the secret's UTF-8 bytes."""
-    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return "sha256=" + digest
+    return "sha256=" + hmac.digest(secret.encode(), body, "sha256").hex()
 
 
 def standard_key(secret: str) -> bytes:
@@ -33,7 +31,7 @@ def standard_key(secret: str) -> bytes:
 def standard_signature(secret: str, message_id: str, timestamp_s: int, body: bytes) -> str:
     """Return `v1,<base64 HMAC-SHA256 of "id.timestamp.body">`."""
     signed = f"{message_id}.{timestamp_s}.".encode() + body
-    digest = hmac.new(standard_key(secret), signed, hashlib.sha256).digest()
+    digest = hmac.digest(standard_key(secret), signed, "sha256")
     return "v1," + base64.b64encode(digest).decode()
 
 
