@@ -126,7 +126,11 @@ class _StructlogHandler(logging.Handler):
         fields: dict[str, object] = {"logger": record.name, "message": record.getMessage()}
         if record.exc_info and record.exc_info[1] is not None:
             error = record.exc_info[1]
-            if isinstance(error, EXPECTED_NETWORK_ERRORS):
+            if isinstance(error, HttpProcessingError):
+                # Its text quotes the offending request bytes, which may hold
+                # an API key from an over-long Authorization header.
+                fields["error"] = f"{type(error).__name__} (HTTP {error.code})"
+            elif isinstance(error, EXPECTED_NETWORK_ERRORS):
                 fields["error"] = f"{type(error).__name__}: {error}"
             else:
                 fields["exc_info"] = record.exc_info

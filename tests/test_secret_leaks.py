@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import secrets
 
+import structlog
 from aiohttp import web
+
+from lassod import logs
 
 from tests.conftest import eventually
 from tests.security_helpers import webhook_status
@@ -108,3 +112,46 @@ async def test_secrets_never_in_responses_or_logs(
         for text in transcript.texts:
             assert value not in text, f"{name} appears in a response: {text[:200]}"
         assert value not in logs, f"{name} appears in the logs"
+
+
+async def test_over_long_authorization_header_keeps_the_key_out_of_logs(
+    lassod, captured_logs
+):
+    logs.configure()  # the handler that forwards aiohttp's own records
+    structlog.configure(processors=[_capture_into(captured_logs)])
+    key = await lassod.new_key()
+    header = f"Bearer {key}{'x' * 9000}"
+
+    async with lassod.session.get(
+        lassod.base_url + "/api/v1/tables", headers={"Authorization": header}
+    ) as response:
+        assert response.status == 400
+
+    logged = json.dumps(captured_logs, default=str)
+    assert "LineTooLong" in logged
+    assert key not in logged
+
+
+async def test_non_ascii_bearer_key_gets_401_not_500(lassod):
+    reader, writer = await asyncio.open_connection("127.0.0.1", lassod.daemon.port)
+    try:
+        writer.write(
+            b"GET /api/v1/tables HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Authorization: Bearer \xff\xfe\r\nConnection: close\r\n\r\n"
+        )
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), 10)
+        rest = await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+
+    assert status_line.split()[1] == b"401"
+    assert b"unauthenticated" in rest
+
+
+def _capture_into(entries):
+    def capture(_, method_name, event_dict):
+        entries.append({**event_dict, "log_level": method_name})
+        raise structlog.DropEvent
+
+    return capture

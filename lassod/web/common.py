@@ -106,9 +106,11 @@ async def company_id(request: web.Request) -> str:
 
 def _bearer_key(request: web.Request) -> str | None:
     scheme, _, key = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
+    key = key.strip()
+    # Keys are ASCII; other bytes arrive as surrogates that cannot be hashed.
+    if scheme.lower() != "bearer" or not key or not key.isascii():
         return None
-    return key.strip()
+    return key
 
 
 def _unauthenticated(missing: bool) -> ApiError:
