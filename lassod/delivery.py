@@ -125,7 +125,11 @@ class Sender:
         headers = build_headers(job, int(time.time()))
         started = time.monotonic()
         deadline = asyncio.get_running_loop().time() + self._settings.timeout_s
-        blocked = self._check_target(job.url)
+        try:
+            blocked = self._check_target(job.url)
+        except (ValueError, UnicodeError):
+            # Only URLs stored before the API checked the host get here.
+            return _failure(started, "invalid_url")
         if blocked is not None:
             return _blocked(job, started, blocked)
         try:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from typing import Any
 from urllib.parse import urlsplit
+
+from yarl import URL
 
 from lassod.config import SecuritySettings
 from lassod.netguard import AddressPolicy, parse_literal_host
@@ -13,6 +16,10 @@ from lassod.netguard import AddressPolicy, parse_literal_host
 MAX_URL_LENGTH = 2048
 MAX_HEADER_VALUE_LENGTH = 4096
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# One label of a host name after IDNA encoding; underscores occur in real
+# names (such as service records), so they are let through.
+_LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
+MAX_HOST_LENGTH = 253
 _FORBIDDEN_HEADER_NAMES = {
     "content-type",
     "content-length",
@@ -159,7 +166,34 @@ def webhook_url(field: str, value: str) -> str:
         raise ValidationError(field, "must not contain user info (user:password@); use a custom auth header")
     if port == 0:
         raise ValidationError(field, "must not use port 0")
+    host = _encoded_host(field, value)
+    if parse_literal_host(host) is None and not _is_host_name(host):
+        raise ValidationError(
+            field,
+            f"has {host!r} as its host, which is neither an IP address nor a"
+            " valid host name (labels of letters, digits and hyphens)",
+        )
     return value
+
+
+def _encoded_host(field: str, value: str) -> str:
+    """Return the host as the HTTP client will send it: IDNA-encoded, lowercase."""
+    try:
+        host = URL(value).raw_host
+    except (ValueError, UnicodeError):
+        host = None
+    if not host:
+        raise ValidationError(
+            field, f"has a host that cannot be encoded as a domain name, got {value!r}"
+        )
+    return host
+
+
+def _is_host_name(host: str) -> bool:
+    name = host.removesuffix(".")
+    if not name or len(name) > MAX_HOST_LENGTH:
+        return False
+    return all(_LABEL.fullmatch(label) for label in name.split("."))
 
 
 def target_url(field: str, value: str, security: SecuritySettings) -> str:
@@ -176,16 +210,20 @@ def target_url(field: str, value: str, security: SecuritySettings) -> str:
             field,
             f"must be an https URL because this server requires https, got {value!r}",
         )
-    address = parse_literal_host(parts.hostname or "")
+    # The client connects to the encoded host, which folds forms such as
+    # full-width digits into ASCII ones; check both spellings.
+    address = parse_literal_host(_encoded_host(field, value)) or parse_literal_host(
+        parts.hostname or ""
+    )
     if address is None:
         return value
     reason = AddressPolicy.from_settings(security).blocked_reason(address)
     if reason is not None:
         raise ValidationError(
             field,
-            f"points at {address}, a {reason.replace('_', '-')} address that "
-            "lassod does not deliver to; use a public host, or have the "
-            "operator add its range to [security] allowed_cidrs",
+            f"points at {address}, which lassod does not deliver to"
+            f" (blocked as {reason.replace('_', ' ')}); use a public host, or"
+            " have the operator add its range to [security] allowed_cidrs",
         )
     return value
 
@@ -235,7 +273,8 @@ def _is_space_or_control(character: str) -> bool:
         ord(character) <= 0x20
         or ord(character) == 0x7F
         or character.isspace()
-        or character in "\x85\ufeff"
+        # Other controls, and format characters such as a zero-width space.
+        or unicodedata.category(character) in ("Cc", "Cf")
     )
 
 

@@ -184,6 +184,10 @@ def test_category_of_unallocated_ipv6_is_reserved():
         "https://[::ffff:127.0.0.1]/hook",
         "https://[fe80::1%25eth0]/hook",
         "http://169.254.169.254/latest/meta-data/",
+        # Full-width and circled digits, which IDNA folds to ASCII.
+        "http://127\u30020\u30020\u30021:8080/hook",
+        "http://\u2460\u2461\u2466.0.0.1/hook",
+        "http://\u24ea:8080/hook",
     ],
 )
 def test_target_url_rejects_blocked_literal(url):
@@ -194,9 +198,30 @@ def test_target_url_rejects_blocked_literal(url):
     assert "allowed_cidrs" in raised.value.message
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://a\u200b.example.com/hook",
+        "http://\ufffd/hook",
+        "http://\u0080/hook",
+        "http://-a-/hook",
+        "http://a..b/hook",
+        "http://" + "a" * 64 + ".example.com/hook",
+        "http://%41.example.com/hook",
+    ],
+)
+def test_target_url_rejects_host_that_is_no_name(url):
+    with pytest.raises(ValidationError) as raised:
+        target_url("webhook_url", url, SecuritySettings())
+
+    assert raised.value.field == "webhook_url"
+
+
 def test_target_url_accepts_host_name_and_public_address():
     security = SecuritySettings()
 
+    assert target_url("url", "https://B\u00fccher.example/hook", security)
+    assert target_url("url", "https://_hooks.example.com./hook", security)
     assert target_url("url", "https://example.com/hook", security)
     assert target_url("url", "https://93.184.216.34/hook", security)
 

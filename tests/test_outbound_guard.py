@@ -7,14 +7,18 @@ and resolved addresses that stand for public ones are checked without connecting
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 
 import pytest
 from aiohttp import web
 
+from lassod.config import DeliverySettings, SecuritySettings
+from lassod.delivery import Sender
 from lassod.netguard import AddressPolicy
 from lassod.resolver import BlockedTargetError, GuardedResolver
 from tests.conftest import eventually, make_settings
+from tests.test_retry import job as retry_job
 from tests.security_helpers import (
     StubResolver,
     attempt_rows,
@@ -335,3 +339,18 @@ def test_allowed_cidrs_parsed_into_policy():
 
     assert policy.blocked_reason(ipaddress.ip_address("127.0.0.2")) is None
     assert policy.blocked_reason(ipaddress.ip_address("::1")) == "loopback"
+
+
+async def test_unencodable_stored_url_fails_the_attempt_without_a_crash():
+    """A URL stored before the API checked hosts is a failure, not a crash."""
+    job = retry_job()
+    sender = Sender.create(DeliverySettings(), SecuritySettings())
+    try:
+        result = await sender.send(
+            dataclasses.replace(job, url="http://a\u200b.example.com/hook")
+        )
+    finally:
+        await sender.close()
+
+    assert not result.succeeded
+    assert result.error_kind == "invalid_url"
