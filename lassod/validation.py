@@ -148,6 +148,16 @@ def string_list(
     return value
 
 
+def decimal(text: str) -> int | None:
+    """Parse a query parameter of ASCII digits only; None for anything else.
+
+    int() would also take signs, spaces, underscores and non-ASCII digits.
+    """
+    if not text.isascii() or not text.isdigit() or len(text) > 18:
+        return None
+    return int(text)
+
+
 def webhook_url(field: str, value: str) -> str:
     """Check that value is an absolute http or https URL without user info."""
     allowed = "must be an absolute http or https URL such as https://example.com/hook"

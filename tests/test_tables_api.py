@@ -207,7 +207,18 @@ async def test_list_is_paginated_newest_first(lassod):
     assert [t["id"] for t in third["data"]] == ids[:1]
 
 
-@pytest.mark.parametrize("query, field", [("limit=0", "limit"), ("limit=101", "limit"), ("page=0", "page"), ("page=x", "page")])
+@pytest.mark.parametrize(
+    "query, field",
+    [
+        ("limit=0", "limit"),
+        ("limit=101", "limit"),
+        ("page=0", "page"),
+        ("page=x", "page"),
+        ("limit=5_0", "limit"),
+        ("limit=%205", "limit"),
+        ("page=%D9%A3", "page"),  # an Arabic-Indic digit, which int() takes
+    ],
+)
 async def test_list_rejects_bad_pagination(lassod, query, field):
     key = await lassod.new_key()
 

@@ -200,10 +200,9 @@ def _page_size(text: str | None) -> int:
     if text is None:
         return DEFAULT_CHANGES_PAGE_SIZE
     allowed = f"must be an integer from 1 to {MAX_CHANGES_PAGE_SIZE}"
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValidationError("page_size", f"{allowed}, got {text!r}") from None
+    value = check.decimal(text)
+    if value is None:
+        raise ValidationError("page_size", f"{allowed}, got {text!r}")
     if not 1 <= value <= MAX_CHANGES_PAGE_SIZE:
         raise ValidationError("page_size", f"{allowed}, got {value}")
     return value
