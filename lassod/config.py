@@ -261,6 +261,15 @@ def _read_file(path: str | Path | None) -> dict[str, Any]:
         raise ConfigError(f"configuration file {str(path)!r} not found") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"configuration file {str(path)!r}: {error}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"configuration file {str(path)!r}: invalid UTF-8 at byte "
+            f"{error.start}; save the file as UTF-8"
+        ) from None
+    except RecursionError:
+        raise ConfigError(
+            f"configuration file {str(path)!r}: arrays or tables nested too deeply"
+        ) from None
     except OSError as error:
         raise ConfigError(f"cannot read configuration file {str(path)!r}: {error}") from None
 

@@ -67,3 +67,24 @@ def test_default_config_file_is_read(tmp_path):
 
     assert result.returncode == 2
     assert "server.port" in result.stderr
+
+
+def test_config_with_invalid_utf8_is_rejected(tmp_path):
+    (tmp_path / "bad.toml").write_bytes(b"\xff")
+
+    result = run_lassod("--config", "bad.toml", "keys", "list", cwd=tmp_path)
+
+    assert result.returncode == 2
+    assert result.stderr.startswith("lassod: configuration file 'bad.toml': ")
+    assert len(result.stderr.splitlines()) == 1
+    assert not (tmp_path / "lassod.db").exists()
+
+
+def test_config_nested_too_deeply_is_rejected(tmp_path):
+    (tmp_path / "deep.toml").write_text("a = " + "[" * 5000)
+
+    result = run_lassod("--config", "deep.toml", "keys", "list", cwd=tmp_path)
+
+    assert result.returncode == 2
+    assert result.stderr.startswith("lassod: configuration file 'deep.toml': ")
+    assert len(result.stderr.splitlines()) == 1
