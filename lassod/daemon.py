@@ -115,13 +115,12 @@ class Daemon:
     def reload(self, config_path: str | Path | None) -> bool:
         """Re-read the settings file and apply the settings that can change live.
 
-        An invalid file changes nothing. Returns whether settings were applied.
+        A file that fails to load changes nothing, and systemd gets READY=1
+        either way. Returns whether settings were applied.
         """
         self.notifier.reloading()
-        try:
-            loaded = load_settings(config_path)
-        except ConfigError as error:
-            logger.error("settings_reload_failed", error=str(error))
+        loaded = _load_for_reload(config_path)
+        if loaded is None:
             self.notifier.reloaded("reload failed; previous settings kept")
             return False
         merged, needs_restart = merge_reloadable(self.settings, loaded)
@@ -157,6 +156,22 @@ class Daemon:
         site = web.TCPSite(self._runner, settings.server.host, settings.server.port)
         await site.start()
         self.port = _bound_port(self._runner)
+
+
+def _load_for_reload(config_path: str | Path | None) -> Settings | None:
+    """Load settings for a reload, logging a failure instead of raising it.
+
+    Reload runs as a signal callback, so an escaping error would reach only
+    the event loop's exception handler, and systemd would wait in vain for
+    the READY=1 that ends a reload.
+    """
+    try:
+        return load_settings(config_path)
+    except ConfigError as error:
+        logger.error("settings_reload_failed", error=str(error))
+    except Exception as error:
+        logger.exception("settings_reload_failed", error=repr(error))
+    return None
 
 
 async def serve(settings: Settings, config_path: str | Path | None = None) -> None:

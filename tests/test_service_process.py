@@ -15,6 +15,7 @@ import pytest
 from aiohttp import web
 
 from lassod.store import Database
+from tests.conftest import eventually
 from tests.ops_helpers import notify_socket
 
 
@@ -211,3 +212,23 @@ async def test_process_notifies_systemd(tmp_path, start_process):
     assert f"MAINPID={lassod.process.pid}" in notify.messages[0]
     assert "WATCHDOG=1" in lines
     assert lines[-1] == "STOPPING=1"
+
+
+async def test_sighup_with_invalid_utf8_reports_ready(tmp_path, start_process):
+    config = tmp_path / "lassod.toml"
+    config.write_text("")
+    with notify_socket() as (address, notify):
+        lassod = await start_process(config, NOTIFY_SOCKET=address)
+
+        config.write_bytes(b"\xff")
+        lassod.process.send_signal(signal.SIGHUP)
+        failed = await lassod.wait_for_event("settings_reload_failed")
+
+        async def ready_again() -> bool:
+            return notify.first_lines()[-2:] == ["RELOADING=1", "READY=1"]
+
+        await eventually(ready_again, timeout_s=5)
+        lassod.process.send_signal(signal.SIGTERM)
+        assert await lassod.exit_code() == 0
+    assert "UTF-8" in failed["error"]
+    assert not [line for line in lassod.lines if "exc_info" in line]
