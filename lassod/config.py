@@ -7,6 +7,7 @@ import ipaddress
 import math
 import os
 import tomllib
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -235,6 +236,19 @@ CHECKS: dict[str, Any] = {
 }
 
 
+def _text_settings() -> frozenset[str]:
+    """Return the names of the settings whose type is str or str | None."""
+    names = set()
+    for section, section_type in SECTIONS.items():
+        for key, hint in typing.get_type_hints(section_type).items():
+            if hint in (str, str | None):
+                names.add(f"{section}.{key}")
+    return frozenset(names)
+
+
+TEXT_SETTINGS = _text_settings()
+
+
 def load_settings(
     path: str | Path | None = None, environ: Mapping[str, str] | None = None
 ) -> Settings:
@@ -286,15 +300,31 @@ def _apply_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
                 f"unknown environment variable {variable}: "
                 f"expected LASSOD_<SECTION>_<KEY> for one of {', '.join(CHECKS)}"
             )
-        raw.setdefault(section, {})[key] = _parse_environment_value(variable, text)
+        is_text = name in TEXT_SETTINGS
+        raw.setdefault(section, {})[key] = _parse_environment_value(
+            variable, text, is_text
+        )
 
 
-def _parse_environment_value(variable: str, text: str) -> Any:
-    """Parse a variable's text as a TOML value, or keep it as a plain string."""
+def _parse_environment_value(variable: str, text: str, is_text: bool) -> Any:
+    """Parse a variable's text as one TOML value, or keep it as a plain string.
+
+    A string setting keeps the text as it is unless the text is a quoted TOML
+    string, so that a token such as 12345 is not read as a number.
+    """
     try:
-        return tomllib.loads(f"value = {text}")["value"]
+        parsed = tomllib.loads(f"value = {text}")
     except tomllib.TOMLDecodeError:
         return text
+    except RecursionError:
+        raise ConfigError(
+            f"environment variable {variable}: arrays or tables nested too deeply"
+        ) from None
+    if list(parsed) != ["value"]:
+        return text
+    if is_text and not isinstance(parsed["value"], str):
+        return text
+    return parsed["value"]
 
 
 def _build(raw: dict[str, Any]) -> Settings:
