@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import unicodedata
 from typing import Sequence
 
 import orjson
@@ -73,14 +74,17 @@ def _add_delivery_commands(commands: argparse._SubParsersAction) -> None:
     listing = actions.add_parser(
         "list",
         help="list deliveries, newest first",
-        description="Print one tab-separated line per delivery: id, company, status, "
-        "event, endpoint, attempts, created time, next attempt time and reason.",
+        description="Print one tab-separated line per delivery: id, company name, "
+        "status, event, endpoint, attempts, created time, next attempt time and "
+        "reason.",
     )
     listing.add_argument(
         "--status", choices=deliveries.STATUSES, help="only this status"
     )
     listing.add_argument(
-        "--company", metavar="NAME", help="only this company's deliveries"
+        "--company",
+        metavar="NAME",
+        help="only deliveries of the company with this name",
     )
     listing.add_argument(
         "--limit",
@@ -160,7 +164,33 @@ def _run_event_loop(coroutine: object) -> None:
         uvloop.run(coroutine)  # type: ignore[arg-type]
 
 
+# Unicode categories rejected in company names: control characters and the
+# line and paragraph separators.
+_REJECTED_CATEGORIES = ("Cc", "Zl", "Zp")
+
+
+def _company_name_problem(name: str) -> str | None:
+    """Return why a new company name is invalid, or None if it is valid.
+
+    Names are printed in the tab-separated lines of `keys list`, so a tab,
+    newline or other control character would break that output.
+    """
+    if not name.strip():
+        return f"invalid company name {name!r}: the name is empty or only whitespace"
+    if any(unicodedata.category(char) in _REJECTED_CATEGORIES for char in name):
+        return (
+            f"invalid company name {name!r}: remove tabs, newlines and other "
+            "control characters"
+        )
+    return None
+
+
 async def _keys(settings: Settings, args: argparse.Namespace) -> int:
+    if args.keys_command == "create":
+        problem = _company_name_problem(args.company)
+        if problem is not None:
+            print(f"lassod: {problem}", file=sys.stderr)
+            return 2
     database = await Database.open(settings.database.path)
     try:
         if args.keys_command == "create":
@@ -213,11 +243,12 @@ async def _list_deliveries(database: Database, args: argparse.Namespace) -> int:
             return 1
     selection = DeliveryFilter(company_id=company_id, status=args.status)
     rows, _ = await database.read(history.list_deliveries, selection, 0, args.limit)
+    company_names = await database.read(key_queries.company_names)
     for row in rows:
         next_attempt = iso_ms(row.next_due_ms) if row.next_due_ms is not None else "-"
         fields = (
             row.id,
-            row.company_id,
+            company_names[row.company_id],
             row.status,
             row.event_name,
             row.endpoint_id,

@@ -88,3 +88,20 @@ def test_config_nested_too_deeply_is_rejected(tmp_path):
     assert result.returncode == 2
     assert result.stderr.startswith("lassod: configuration file 'deep.toml': ")
     assert len(result.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("name", ["", "   ", "a\tb", "a\nb", "a\rb", "a\x1bb", "a\u2028b"])
+def test_keys_create_rejects_invalid_company(tmp_path, name):
+    result = run_lassod("keys", "create", "--company", name, cwd=tmp_path)
+
+    assert result.returncode == 2
+    assert result.stderr.startswith("lassod: invalid company name ")
+    assert len(result.stderr.splitlines()) == 1
+    assert result.stdout == ""
+    assert not (tmp_path / "lassod.db").exists()
+
+
+def test_keys_create_accepts_inner_spaces(tmp_path):
+    result = run_lassod("keys", "create", "--company", "Acme Corp", cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr

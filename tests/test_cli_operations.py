@@ -96,6 +96,7 @@ async def test_deliveries_list_show_redeliver(lassod, tmp_path, make_receiver):
     [line] = output.splitlines()
     fields = line.split("\t")
     assert fields[0] == delivery_id
+    assert fields[1] == "acme"
     assert fields[2:6] == ["succeeded", "table.completed", table["id"], "1"]
     _, output, _ = await run_cli(
         tmp_path, "deliveries", "list", "--status", "abandoned"
