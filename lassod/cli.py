@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import unicodedata
 from typing import Sequence
@@ -131,6 +132,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command in (None, "serve"):
         return _serve(settings, args.config)
+    path = settings.database.path
+    if not _creates_database(args) and _database_missing(path):
+        print(
+            f"lassod: database {path!r} does not exist; "
+            "start the daemon once or check database.path",
+            file=sys.stderr,
+        )
+        return 2
     logs.configure(settings.log.level, settings.log.format, stream=sys.stderr)
     command = _keys if args.command == "keys" else _deliveries
     try:
@@ -138,6 +147,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StoreError as error:
         print(f"lassod: {error}", file=sys.stderr)
         return 1
+
+
+def _creates_database(args: argparse.Namespace) -> bool:
+    """Return whether an operator command may create a missing database.
+
+    Besides `serve`, only `keys create` may. The other commands read or change
+    existing rows, so for them a missing file means a wrong database.path.
+    """
+    return args.command == "keys" and args.keys_command == "create"
+
+
+def _database_missing(path: str) -> bool:
+    """Return whether the database file is missing.
+
+    SQLite URIs and :memory: are left for SQLite to open.
+    """
+    if path == ":memory:" or path.startswith("file:"):
+        return False
+    return not os.path.exists(path)
 
 
 def _serve(settings: Settings, config_path: str | None) -> int:

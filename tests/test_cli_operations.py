@@ -132,6 +132,8 @@ async def test_deliveries_list_show_redeliver(lassod, tmp_path, make_receiver):
 
 
 async def test_deliveries_unknown_id(tmp_path):
+    code, _, _ = await run_cli(tmp_path, "keys", "create", "--company", "acme")
+    assert code == 0
     code, _, message = await run_cli(tmp_path, "deliveries", "show", "dlv_missing")
     assert code == 1
     assert "dlv_missing" in message
