@@ -184,12 +184,18 @@ def _serve(settings: Settings, config_path: str | None) -> int:
 
 
 def _run_event_loop(coroutine: object) -> None:
+    """Run the coroutine on uvloop when it is installed, else on asyncio's loop.
+
+    The loop runs outside the `except ImportError` block, so the ImportError
+    is not chained as the context of every exception raised in the loop.
+    """
     try:
         import uvloop
     except ImportError:
-        asyncio.run(coroutine)  # type: ignore[arg-type]
+        run = asyncio.run
     else:
-        uvloop.run(coroutine)  # type: ignore[arg-type]
+        run = uvloop.run
+    run(coroutine)  # type: ignore[arg-type]
 
 
 # Unicode categories rejected in company names: control characters and the
