@@ -189,6 +189,20 @@ def _text(name: str, value: Any) -> str:
     return value
 
 
+def _host(name: str, value: Any) -> str:
+    """Accept a host name or IP address, rejecting the URL form "[::1]".
+
+    The brackets are not part of an IPv6 address, so binding to "[::1]" would
+    fail later with a name resolution error.
+    """
+    host = _text(name, value)
+    if "[" in host or "]" in host:
+        raise _invalid(
+            name, value, "a host name or IP address without brackets, such as ::1"
+        )
+    return host
+
+
 def _choice(*options: str) -> Any:
     def check(name: str, value: Any) -> str:
         if value not in options:
@@ -203,7 +217,7 @@ def _invalid(name: str, value: Any, allowed: str) -> ConfigError:
 
 
 CHECKS: dict[str, Any] = {
-    "server.host": _text,
+    "server.host": _host,
     "server.port": _int_range(0, 65535),
     "server.max_body_bytes": _int_range(1024, 256 * 1024 * 1024),
     "server.shutdown_grace_s": _number_range(0, 600),

@@ -144,3 +144,13 @@ def test_keys_create_creates_missing_database(tmp_path):
 
     assert result.returncode == 0, result.stderr
     assert path.exists()
+
+
+def test_serve_rejects_bracketed_host(tmp_path):
+    environ = {"LASSOD_SERVER_HOST": "[::1]"}
+
+    result = run_lassod("serve", cwd=tmp_path, env_extra=environ)
+
+    assert result.returncode == 2
+    assert result.stderr.startswith("lassod: invalid setting server.host = '[::1]'")
+    assert len(result.stderr.splitlines()) == 1

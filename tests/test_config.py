@@ -59,3 +59,19 @@ def test_environment_nested_too_deeply_is_rejected(empty_config):
         load_settings(empty_config, environ)
 
     assert "LASSOD_DELIVERY_RETRY_DELAYS_S" in str(raised.value)
+
+
+@pytest.mark.parametrize("host", ["[::1]", "[::1", "::1]"])
+def test_bracketed_host_is_rejected(empty_config, host):
+    with pytest.raises(ConfigError) as raised:
+        load_settings(empty_config, {"LASSOD_SERVER_HOST": host})
+
+    assert "server.host" in str(raised.value)
+    assert "without brackets" in str(raised.value)
+
+
+@pytest.mark.parametrize("host", ["::1", "127.0.0.1", "localhost", "0.0.0.0"])
+def test_host_is_accepted(empty_config, host):
+    settings = load_settings(empty_config, {"LASSOD_SERVER_HOST": host})
+
+    assert settings.server.host == host
