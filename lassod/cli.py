@@ -8,7 +8,7 @@ import asyncio
 import os
 import sys
 import unicodedata
-from typing import Sequence
+from typing import Any, Coroutine, Sequence, TypeVar
 
 import orjson
 
@@ -20,6 +20,8 @@ from lassod.store import Database, StoreError, history
 from lassod.store import deliveries as delivery_queries
 from lassod.store import keys as key_queries
 from lassod.store.history import DeliveryFilter
+
+Result = TypeVar("Result")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -172,18 +174,11 @@ def _serve(settings: Settings, config_path: str | None) -> int:
     from lassod.daemon import serve
 
     logs.configure(settings.log.level, settings.log.format)
-    try:
-        _run_event_loop(serve(settings, config_path))
-    except StoreError as error:
-        logs.logger.error("lassod_start_failed", error=str(error))
-        return 1
-    except OSError as error:
-        logs.logger.error("lassod_start_failed", error=str(error))
-        return 1
-    return 0
+    started = _run_event_loop(serve(settings, config_path))
+    return 0 if started else 1
 
 
-def _run_event_loop(coroutine: object) -> None:
+def _run_event_loop(coroutine: Coroutine[Any, Any, Result]) -> Result:
     """Run the coroutine on uvloop when it is installed, else on asyncio's loop.
 
     The loop runs outside the `except ImportError` block, so the ImportError
@@ -195,7 +190,7 @@ def _run_event_loop(coroutine: object) -> None:
         run = asyncio.run
     else:
         run = uvloop.run
-    run(coroutine)  # type: ignore[arg-type]
+    return run(coroutine)
 
 
 # Unicode categories rejected in company names: control characters and the

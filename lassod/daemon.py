@@ -17,7 +17,7 @@ from lassod.metrics import Metrics
 from lassod.retention import Pruner
 from lassod.runtime import READY, STOPPED, STOPPING, Runtime
 from lassod.scheduler import Scheduler
-from lassod.store import Database
+from lassod.store import Database, StoreError
 from lassod.systemd import Notifier
 from lassod.web import create_app
 
@@ -174,8 +174,12 @@ def _load_for_reload(config_path: str | Path | None) -> Settings | None:
     return None
 
 
-async def serve(settings: Settings, config_path: str | Path | None = None) -> None:
-    """Run until SIGTERM or SIGINT; SIGHUP reloads settings from config_path."""
+async def serve(settings: Settings, config_path: str | Path | None = None) -> bool:
+    """Run until SIGTERM or SIGINT; SIGHUP reloads settings from config_path.
+
+    Returns False if start-up failed, after logging the error and stopping
+    whatever had started.
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -183,10 +187,22 @@ async def serve(settings: Settings, config_path: str | Path | None = None) -> No
     daemon = Daemon(settings, Notifier())
     loop.add_signal_handler(signal.SIGHUP, daemon.reload, config_path)
     try:
-        await daemon.start()
-        await stop.wait()
+        started = await _start(daemon)
+        if started:
+            await stop.wait()
     finally:
         await daemon.stop()
+    return started
+
+
+async def _start(daemon: Daemon) -> bool:
+    """Start the daemon, or log lassod_start_failed and return False."""
+    try:
+        await daemon.start()
+    except (StoreError, OSError) as error:
+        logger.error("lassod_start_failed", error=str(error))
+        return False
+    return True
 
 
 def _bound_port(runner: web.AppRunner) -> int | None:

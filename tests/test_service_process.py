@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -68,13 +69,15 @@ def environment(tmp_path: Path) -> dict[str, str]:
     return variables
 
 
-async def run_lassod(tmp_path: Path, *args: str) -> tuple[int, str]:
+async def run_lassod(
+    tmp_path: Path, *args: str, **variables: str
+) -> tuple[int, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "lassod",
         *args,
-        env=environment(tmp_path),
+        env=environment(tmp_path) | variables,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -232,3 +235,16 @@ async def test_sighup_with_invalid_utf8_reports_ready(tmp_path, start_process):
         assert await lassod.exit_code() == 0
     assert "UTF-8" in failed["error"]
     assert not [line for line in lassod.lines if "exc_info" in line]
+
+
+async def test_start_failure_logged_before_stopping(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+
+        code, output = await run_lassod(tmp_path, "serve", LASSOD_SERVER_PORT=port)
+
+    assert code == 1
+    events = [json.loads(line)["event"] for line in output.splitlines()]
+    assert events == ["lassod_start_failed", "lassod_stopping", "lassod_stopped"]
