@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
-from typing import Sequence
+import unicodedata
+from typing import Any, Coroutine, Sequence, TypeVar
 
 import orjson
 
@@ -18,6 +20,8 @@ from lassod.store import Database, StoreError, history
 from lassod.store import deliveries as delivery_queries
 from lassod.store import keys as key_queries
 from lassod.store.history import DeliveryFilter
+
+Result = TypeVar("Result")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,14 +77,17 @@ def _add_delivery_commands(commands: argparse._SubParsersAction) -> None:
     listing = actions.add_parser(
         "list",
         help="list deliveries, newest first",
-        description="Print one tab-separated line per delivery: id, company, status, "
-        "event, endpoint, attempts, created time, next attempt time and reason.",
+        description="Print one tab-separated line per delivery: id, company name, "
+        "status, event, endpoint, attempts, created time, next attempt time and "
+        "reason.",
     )
     listing.add_argument(
         "--status", choices=deliveries.STATUSES, help="only this status"
     )
     listing.add_argument(
-        "--company", metavar="NAME", help="only this company's deliveries"
+        "--company",
+        metavar="NAME",
+        help="only deliveries of the company with this name",
     )
     listing.add_argument(
         "--limit",
@@ -127,6 +134,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command in (None, "serve"):
         return _serve(settings, args.config)
+    path = settings.database.path
+    if not _creates_database(args) and _database_missing(path):
+        print(
+            f"lassod: database {path!r} does not exist; "
+            "start the daemon once or check database.path",
+            file=sys.stderr,
+        )
+        return 2
     logs.configure(settings.log.level, settings.log.format, stream=sys.stderr)
     command = _keys if args.command == "keys" else _deliveries
     try:
@@ -136,31 +151,75 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+def _creates_database(args: argparse.Namespace) -> bool:
+    """Return whether an operator command may create a missing database.
+
+    Besides `serve`, only `keys create` may. The other commands read or change
+    existing rows, so for them a missing file means a wrong database.path.
+    """
+    return args.command == "keys" and args.keys_command == "create"
+
+
+def _database_missing(path: str) -> bool:
+    """Return whether the database file is missing.
+
+    SQLite URIs and :memory: are left for SQLite to open.
+    """
+    if path == ":memory:" or path.startswith("file:"):
+        return False
+    return not os.path.exists(path)
+
+
 def _serve(settings: Settings, config_path: str | None) -> int:
     from lassod.daemon import serve
 
     logs.configure(settings.log.level, settings.log.format)
-    try:
-        _run_event_loop(serve(settings, config_path))
-    except StoreError as error:
-        logs.logger.error("lassod_start_failed", error=str(error))
-        return 1
-    except OSError as error:
-        logs.logger.error("lassod_start_failed", error=str(error))
-        return 1
-    return 0
+    started = _run_event_loop(serve(settings, config_path))
+    return 0 if started else 1
 
 
-def _run_event_loop(coroutine: object) -> None:
+def _run_event_loop(coroutine: Coroutine[Any, Any, Result]) -> Result:
+    """Run the coroutine on uvloop when it is installed, else on asyncio's loop.
+
+    The loop runs outside the `except ImportError` block, so the ImportError
+    is not chained as the context of every exception raised in the loop.
+    """
     try:
         import uvloop
     except ImportError:
-        asyncio.run(coroutine)  # type: ignore[arg-type]
+        run = asyncio.run
     else:
-        uvloop.run(coroutine)  # type: ignore[arg-type]
+        run = uvloop.run
+    return run(coroutine)
+
+
+# Unicode categories rejected in company names: control characters and the
+# line and paragraph separators.
+_REJECTED_CATEGORIES = ("Cc", "Zl", "Zp")
+
+
+def _company_name_problem(name: str) -> str | None:
+    """Return why a new company name is invalid, or None if it is valid.
+
+    Names are printed in the tab-separated lines of `keys list`, so a tab,
+    newline or other control character would break that output.
+    """
+    if not name.strip():
+        return f"invalid company name {name!r}: the name is empty or only whitespace"
+    if any(unicodedata.category(char) in _REJECTED_CATEGORIES for char in name):
+        return (
+            f"invalid company name {name!r}: remove tabs, newlines and other "
+            "control characters"
+        )
+    return None
 
 
 async def _keys(settings: Settings, args: argparse.Namespace) -> int:
+    if args.keys_command == "create":
+        problem = _company_name_problem(args.company)
+        if problem is not None:
+            print(f"lassod: {problem}", file=sys.stderr)
+            return 2
     database = await Database.open(settings.database.path)
     try:
         if args.keys_command == "create":
@@ -213,11 +272,12 @@ async def _list_deliveries(database: Database, args: argparse.Namespace) -> int:
             return 1
     selection = DeliveryFilter(company_id=company_id, status=args.status)
     rows, _ = await database.read(history.list_deliveries, selection, 0, args.limit)
+    company_names = await database.read(key_queries.company_names)
     for row in rows:
         next_attempt = iso_ms(row.next_due_ms) if row.next_due_ms is not None else "-"
         fields = (
             row.id,
-            row.company_id,
+            company_names[row.company_id],
             row.status,
             row.event_name,
             row.endpoint_id,

@@ -7,6 +7,7 @@ import ipaddress
 import math
 import os
 import tomllib
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -188,6 +189,20 @@ def _text(name: str, value: Any) -> str:
     return value
 
 
+def _host(name: str, value: Any) -> str:
+    """Accept a host name or IP address, rejecting the URL form "[::1]".
+
+    The brackets are not part of an IPv6 address, so binding to "[::1]" would
+    fail later with a name resolution error.
+    """
+    host = _text(name, value)
+    if "[" in host or "]" in host:
+        raise _invalid(
+            name, value, "a host name or IP address without brackets, such as ::1"
+        )
+    return host
+
+
 def _choice(*options: str) -> Any:
     def check(name: str, value: Any) -> str:
         if value not in options:
@@ -202,7 +217,7 @@ def _invalid(name: str, value: Any, allowed: str) -> ConfigError:
 
 
 CHECKS: dict[str, Any] = {
-    "server.host": _text,
+    "server.host": _host,
     "server.port": _int_range(0, 65535),
     "server.max_body_bytes": _int_range(1024, 256 * 1024 * 1024),
     "server.shutdown_grace_s": _number_range(0, 600),
@@ -235,6 +250,19 @@ CHECKS: dict[str, Any] = {
 }
 
 
+def _text_settings() -> frozenset[str]:
+    """Return the names of the settings whose type is str or str | None."""
+    names = set()
+    for section, section_type in SECTIONS.items():
+        for key, hint in typing.get_type_hints(section_type).items():
+            if hint in (str, str | None):
+                names.add(f"{section}.{key}")
+    return frozenset(names)
+
+
+TEXT_SETTINGS = _text_settings()
+
+
 def load_settings(
     path: str | Path | None = None, environ: Mapping[str, str] | None = None
 ) -> Settings:
@@ -261,6 +289,15 @@ def _read_file(path: str | Path | None) -> dict[str, Any]:
         raise ConfigError(f"configuration file {str(path)!r} not found") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"configuration file {str(path)!r}: {error}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"configuration file {str(path)!r}: invalid UTF-8 at byte "
+            f"{error.start}; save the file as UTF-8"
+        ) from None
+    except RecursionError:
+        raise ConfigError(
+            f"configuration file {str(path)!r}: arrays or tables nested too deeply"
+        ) from None
     except OSError as error:
         raise ConfigError(f"cannot read configuration file {str(path)!r}: {error}") from None
 
@@ -277,15 +314,31 @@ def _apply_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
                 f"unknown environment variable {variable}: "
                 f"expected LASSOD_<SECTION>_<KEY> for one of {', '.join(CHECKS)}"
             )
-        raw.setdefault(section, {})[key] = _parse_environment_value(variable, text)
+        is_text = name in TEXT_SETTINGS
+        raw.setdefault(section, {})[key] = _parse_environment_value(
+            variable, text, is_text
+        )
 
 
-def _parse_environment_value(variable: str, text: str) -> Any:
-    """Parse a variable's text as a TOML value, or keep it as a plain string."""
+def _parse_environment_value(variable: str, text: str, is_text: bool) -> Any:
+    """Parse a variable's text as one TOML value, or keep it as a plain string.
+
+    A string setting keeps the text as it is unless the text is a quoted TOML
+    string, so that a token such as 12345 is not read as a number.
+    """
     try:
-        return tomllib.loads(f"value = {text}")["value"]
+        parsed = tomllib.loads(f"value = {text}")
     except tomllib.TOMLDecodeError:
         return text
+    except RecursionError:
+        raise ConfigError(
+            f"environment variable {variable}: arrays or tables nested too deeply"
+        ) from None
+    if list(parsed) != ["value"]:
+        return text
+    if is_text and not isinstance(parsed["value"], str):
+        return text
+    return parsed["value"]
 
 
 def _build(raw: dict[str, Any]) -> Settings:

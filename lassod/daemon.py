@@ -17,7 +17,7 @@ from lassod.metrics import Metrics
 from lassod.retention import Pruner
 from lassod.runtime import READY, STOPPED, STOPPING, Runtime
 from lassod.scheduler import Scheduler
-from lassod.store import Database
+from lassod.store import Database, StoreError
 from lassod.systemd import Notifier
 from lassod.web import create_app
 
@@ -115,13 +115,12 @@ class Daemon:
     def reload(self, config_path: str | Path | None) -> bool:
         """Re-read the settings file and apply the settings that can change live.
 
-        An invalid file changes nothing. Returns whether settings were applied.
+        A file that fails to load changes nothing, and systemd gets READY=1
+        either way. Returns whether settings were applied.
         """
         self.notifier.reloading()
-        try:
-            loaded = load_settings(config_path)
-        except ConfigError as error:
-            logger.error("settings_reload_failed", error=str(error))
+        loaded = _load_for_reload(config_path)
+        if loaded is None:
             self.notifier.reloaded("reload failed; previous settings kept")
             return False
         merged, needs_restart = merge_reloadable(self.settings, loaded)
@@ -159,8 +158,28 @@ class Daemon:
         self.port = _bound_port(self._runner)
 
 
-async def serve(settings: Settings, config_path: str | Path | None = None) -> None:
-    """Run until SIGTERM or SIGINT; SIGHUP reloads settings from config_path."""
+def _load_for_reload(config_path: str | Path | None) -> Settings | None:
+    """Load settings for a reload, logging a failure instead of raising it.
+
+    Reload runs as a signal callback, so an escaping error would reach only
+    the event loop's exception handler, and systemd would wait in vain for
+    the READY=1 that ends a reload.
+    """
+    try:
+        return load_settings(config_path)
+    except ConfigError as error:
+        logger.error("settings_reload_failed", error=str(error))
+    except Exception as error:
+        logger.exception("settings_reload_failed", error=repr(error))
+    return None
+
+
+async def serve(settings: Settings, config_path: str | Path | None = None) -> bool:
+    """Run until SIGTERM or SIGINT; SIGHUP reloads settings from config_path.
+
+    Returns False if start-up failed, after logging the error and stopping
+    whatever had started.
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -168,10 +187,22 @@ async def serve(settings: Settings, config_path: str | Path | None = None) -> No
     daemon = Daemon(settings, Notifier())
     loop.add_signal_handler(signal.SIGHUP, daemon.reload, config_path)
     try:
-        await daemon.start()
-        await stop.wait()
+        started = await _start(daemon)
+        if started:
+            await stop.wait()
     finally:
         await daemon.stop()
+    return started
+
+
+async def _start(daemon: Daemon) -> bool:
+    """Start the daemon, or log lassod_start_failed and return False."""
+    try:
+        await daemon.start()
+    except (StoreError, OSError) as error:
+        logger.error("lassod_start_failed", error=str(error))
+        return False
+    return True
 
 
 def _bound_port(runner: web.AppRunner) -> int | None:

@@ -67,3 +67,90 @@ def test_default_config_file_is_read(tmp_path):
 
     assert result.returncode == 2
     assert "server.port" in result.stderr
+
+
+def test_config_with_invalid_utf8_is_rejected(tmp_path):
+    (tmp_path / "bad.toml").write_bytes(b"\xff")
+
+    result = run_lassod("--config", "bad.toml", "keys", "list", cwd=tmp_path)
+
+    assert result.returncode == 2
+    assert result.stderr.startswith("lassod: configuration file 'bad.toml': ")
+    assert len(result.stderr.splitlines()) == 1
+    assert not (tmp_path / "lassod.db").exists()
+
+
+def test_config_nested_too_deeply_is_rejected(tmp_path):
+    (tmp_path / "deep.toml").write_text("a = " + "[" * 5000)
+
+    result = run_lassod("--config", "deep.toml", "keys", "list", cwd=tmp_path)
+
+    assert result.returncode == 2
+    assert result.stderr.startswith("lassod: configuration file 'deep.toml': ")
+    assert len(result.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "name", ["", "   ", "a\tb", "a\nb", "a\rb", "a\x1bb", "a\u2028b"]
+)
+def test_keys_create_rejects_invalid_company(tmp_path, name):
+    result = run_lassod("keys", "create", "--company", name, cwd=tmp_path)
+
+    assert result.returncode == 2
+    assert result.stderr.startswith("lassod: invalid company name ")
+    assert len(result.stderr.splitlines()) == 1
+    assert result.stdout == ""
+    assert not (tmp_path / "lassod.db").exists()
+
+
+def test_keys_create_accepts_inner_spaces(tmp_path):
+    result = run_lassod("keys", "create", "--company", "Acme Corp", cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["keys", "list"],
+        ["keys", "revoke", "key_missing"],
+        ["deliveries", "list"],
+        ["deliveries", "show", "dlv_missing"],
+        ["deliveries", "redeliver", "dlv_missing"],
+    ],
+)
+def test_command_rejects_missing_database(tmp_path, args):
+    path = tmp_path / "missing" / "lassod.db"
+    environ = {"LASSOD_DATABASE_PATH": str(path)}
+
+    result = run_lassod(*args, cwd=tmp_path, env_extra=environ)
+
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"lassod: database {str(path)!r} does not exist; "
+        "start the daemon once or check database.path\n"
+    )
+    assert result.stdout == ""
+    assert not (tmp_path / "missing").exists()
+
+
+def test_keys_create_creates_missing_database(tmp_path):
+    path = tmp_path / "missing" / "lassod.db"
+    environ = {"LASSOD_DATABASE_PATH": str(path)}
+
+    result = run_lassod(
+        "keys", "create", "--company", "acme", cwd=tmp_path, env_extra=environ
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert path.exists()
+
+
+def test_serve_rejects_bracketed_host(tmp_path):
+    environ = {"LASSOD_SERVER_HOST": "[::1]"}
+
+    result = run_lassod("serve", cwd=tmp_path, env_extra=environ)
+
+    assert result.returncode == 2
+    assert result.stderr.startswith("lassod: invalid setting server.host = '[::1]'")
+    assert len(result.stderr.splitlines()) == 1

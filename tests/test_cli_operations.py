@@ -96,6 +96,7 @@ async def test_deliveries_list_show_redeliver(lassod, tmp_path, make_receiver):
     [line] = output.splitlines()
     fields = line.split("\t")
     assert fields[0] == delivery_id
+    assert fields[1] == "acme"
     assert fields[2:6] == ["succeeded", "table.completed", table["id"], "1"]
     _, output, _ = await run_cli(
         tmp_path, "deliveries", "list", "--status", "abandoned"
@@ -131,6 +132,8 @@ async def test_deliveries_list_show_redeliver(lassod, tmp_path, make_receiver):
 
 
 async def test_deliveries_unknown_id(tmp_path):
+    code, _, _ = await run_cli(tmp_path, "keys", "create", "--company", "acme")
+    assert code == 0
     code, _, message = await run_cli(tmp_path, "deliveries", "show", "dlv_missing")
     assert code == 1
     assert "dlv_missing" in message

@@ -6,8 +6,11 @@ import asyncio
 
 from aiohttp import web
 
+from lassod import daemon as daemon_module
 from lassod.config import Settings, load_settings, merge_reloadable
+from lassod.systemd import Notifier
 from tests.conftest import eventually, make_settings
+from tests.ops_helpers import notify_socket
 
 
 def write_config(path, text: str) -> str:
@@ -107,6 +110,28 @@ async def test_reload_invalid_file_keeps_settings(lassod, tmp_path, captured_log
     assert "delivery.max_concurrency" in failure["error"]
     status, _ = await lassod.request("GET", "/readyz")
     assert status == 200
+
+
+async def test_reload_survives_unexpected_error(
+    start_lassod, tmp_path, captured_logs, monkeypatch
+):
+    def fail(config_path):
+        raise RuntimeError("unexpected failure")
+
+    monkeypatch.setattr(daemon_module, "load_settings", fail)
+    with notify_socket() as (address, notify):
+        notifier = Notifier({"NOTIFY_SOCKET": address})
+        lassod = await start_lassod(make_settings(tmp_path), notifier=notifier)
+        before = lassod.daemon.settings
+
+        assert not lassod.daemon.reload(None)
+
+        assert lassod.daemon.settings is before
+        assert notify.first_lines()[-2:] == ["RELOADING=1", "READY=1"]
+    [failure] = [
+        entry for entry in captured_logs if entry["event"] == "settings_reload_failed"
+    ]
+    assert "unexpected failure" in failure["error"]
 
 
 async def test_reload_reports_settings_needing_restart(lassod, tmp_path, captured_logs):

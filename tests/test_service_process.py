@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import pytest
 from aiohttp import web
 
 from lassod.store import Database
+from tests.conftest import eventually
 from tests.ops_helpers import notify_socket
 
 
@@ -67,13 +69,15 @@ def environment(tmp_path: Path) -> dict[str, str]:
     return variables
 
 
-async def run_lassod(tmp_path: Path, *args: str) -> tuple[int, str]:
+async def run_lassod(
+    tmp_path: Path, *args: str, **variables: str
+) -> tuple[int, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "lassod",
         *args,
-        env=environment(tmp_path),
+        env=environment(tmp_path) | variables,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -211,3 +215,36 @@ async def test_process_notifies_systemd(tmp_path, start_process):
     assert f"MAINPID={lassod.process.pid}" in notify.messages[0]
     assert "WATCHDOG=1" in lines
     assert lines[-1] == "STOPPING=1"
+
+
+async def test_sighup_with_invalid_utf8_reports_ready(tmp_path, start_process):
+    config = tmp_path / "lassod.toml"
+    config.write_text("")
+    with notify_socket() as (address, notify):
+        lassod = await start_process(config, NOTIFY_SOCKET=address)
+
+        config.write_bytes(b"\xff")
+        lassod.process.send_signal(signal.SIGHUP)
+        failed = await lassod.wait_for_event("settings_reload_failed")
+
+        async def ready_again() -> bool:
+            return notify.first_lines()[-2:] == ["RELOADING=1", "READY=1"]
+
+        await eventually(ready_again, timeout_s=5)
+        lassod.process.send_signal(signal.SIGTERM)
+        assert await lassod.exit_code() == 0
+    assert "UTF-8" in failed["error"]
+    assert not [line for line in lassod.lines if "exc_info" in line]
+
+
+async def test_start_failure_logged_before_stopping(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+
+        code, output = await run_lassod(tmp_path, "serve", LASSOD_SERVER_PORT=port)
+
+    assert code == 1
+    events = [json.loads(line)["event"] for line in output.splitlines()]
+    assert events == ["lassod_start_failed", "lassod_stopping", "lassod_stopped"]

@@ -32,6 +32,12 @@ def ensure_company(connection: sqlite3.Connection, name: str, now_us: int) -> st
     return company_id
 
 
+def company_names(connection: sqlite3.Connection) -> dict[str, str]:
+    """Return every company's name by its id."""
+    rows = connection.execute("SELECT id, name FROM companies").fetchall()
+    return {row[0]: row[1] for row in rows}
+
+
 def insert_api_key(
     connection: sqlite3.Connection,
     company_name: str,
