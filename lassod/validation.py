@@ -148,7 +148,7 @@ def string_list(
     return value
 
 
-def decimal(text: str) -> int | None:
+def parse_digits(text: str) -> int | None:
     """Parse a query parameter of ASCII digits only; None for anything else.
 
     int() would also take signs, spaces, underscores and non-ASCII digits.

@@ -200,7 +200,7 @@ def _page_size(text: str | None) -> int:
     if text is None:
         return DEFAULT_CHANGES_PAGE_SIZE
     allowed = f"must be an integer from 1 to {MAX_CHANGES_PAGE_SIZE}"
-    value = check.decimal(text)
+    value = check.parse_digits(text)
     if value is None:
         raise ValidationError("page_size", f"{allowed}, got {text!r}")
     if not 1 <= value <= MAX_CHANGES_PAGE_SIZE:

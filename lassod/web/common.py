@@ -10,7 +10,7 @@ from aiohttp import web
 
 from lassod.ids import hash_api_key
 from lassod.store import keys as key_queries
-from lassod.validation import ValidationError, decimal
+from lassod.validation import ValidationError, parse_digits
 from lassod.web.errors import ApiError
 from lassod.web.ratelimit import client_key, retry_after_s
 from lassod.web.state import DATABASE, RATE_LIMITS
@@ -146,7 +146,7 @@ def _query_int(request: web.Request, name: str, default: int, low: int, high: in
     text = request.query.get(name)
     if text is None:
         return default
-    value = decimal(text)
+    value = parse_digits(text)
     if value is None:
         raise ValidationError(name, f"must be an integer from {low} to {high}, got {text!r}")
     if not low <= value <= high:
