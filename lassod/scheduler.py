@@ -58,7 +58,8 @@ class Scheduler:
         self._sender = sender
         self._settings = settings
         self._heap: list[tuple[int, str]] = []
-        self._known: set[str] = set()
+        # Every delivery the scheduler holds, with its endpoint URL if known.
+        self._known: dict[str, str | None] = {}
         self._cursor: tuple[int, str] = (0, "")
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
@@ -103,7 +104,7 @@ class Scheduler:
         for item in queued:
             if item.delivery_id in self._known or item.due_ms > window_end:
                 continue
-            self._push(item.due_ms, item.delivery_id)
+            self._push(item.due_ms, item.delivery_id, item.url)
             pushed = True
         if pushed:
             self._wake.set()
@@ -138,9 +139,9 @@ class Scheduler:
             heapq.heappush(self._heap, item)
         self._wake.set()
 
-    def _push(self, due_ms: int, delivery_id: str) -> None:
+    def _push(self, due_ms: int, delivery_id: str, url: str | None) -> None:
         heapq.heappush(self._heap, (due_ms, delivery_id))
-        self._known.add(delivery_id)
+        self._known[delivery_id] = url
 
     async def _recover_interrupted(self) -> None:
         unfinished = await self._database.read(queries.unfinished_attempts)
@@ -160,7 +161,7 @@ class Scheduler:
         )
         for row in rows:
             if row.delivery_id not in self._known:
-                self._push(row.due_ms, row.delivery_id)
+                self._push(row.due_ms, row.delivery_id, row.url)
         if len(rows) < REFILL_LIMIT:
             self._cursor = max(self._cursor, (until, _LAST_ID))
         else:
@@ -181,7 +182,7 @@ class Scheduler:
             )
             new = [row for row in rows if row.delivery_id not in self._known]
             for row in new:
-                self._push(row.due_ms, row.delivery_id)
+                self._push(row.due_ms, row.delivery_id, row.url)
             if new:
                 logger.info("external_deliveries_found", count=len(new))
             if len(rows) < REFILL_LIMIT:
@@ -251,9 +252,7 @@ class Scheduler:
     async def _commit_starts(self, due: list[tuple[int, str]]) -> None:
         delivery_ids: list[str] = []
         try:
-            ids = [item[1] for item in due]
-            urls = await self._database.read(queries.target_urls, ids)
-            hosts = {delivery_id: host_key(url) for delivery_id, url in urls.items()}
+            hosts = await self._hosts([item[1] for item in due])
             delivery_ids = self._admission.admit(due, hosts)
             jobs = await self._recorder.begin(delivery_ids) if delivery_ids else []
         except BaseException:
@@ -267,14 +266,29 @@ class Scheduler:
         started = {job.delivery_id for job in jobs}
         for delivery_id in delivery_ids:
             if delivery_id not in started:
-                self._known.discard(delivery_id)
+                self._known.pop(delivery_id, None)
                 self._release_host(delivery_id)
         for job in jobs:
             self._launch(job)
         if len(jobs) < len(delivery_ids):
             self._wake.set()
 
+    async def _hosts(self, delivery_ids: list[str]) -> dict[str, str]:
+        """Return the host key of each delivery, reading unknown URLs.
+
+        NOTE: a URL read when the delivery was queued is used even if its
+        endpoint's URL changed since; the attempt itself goes to the current
+        URL, and only that one attempt counts against the old host's limit.
+        """
+        urls = {item: self._known.get(item) for item in delivery_ids}
+        unknown = [item for item, url in urls.items() if url is None]
+        if unknown:
+            urls.update(await self._database.read(queries.target_urls, unknown))
+        return {item: host_key(url) for item, url in urls.items() if url is not None}
+
     def _launch(self, job: AttemptJob) -> None:
+        # The URL the attempt uses is current; a retry is admitted under it.
+        self._known[job.delivery_id] = job.url
         task = asyncio.create_task(self._attempt(job), name=f"lassod-attempt-{job.delivery_id}")
         self._in_flight.add(task)
         task.add_done_callback(self._attempt_done)
@@ -326,9 +340,11 @@ class Scheduler:
             )
         retried = []
         for outcome in batch:
-            self._known.discard(outcome.delivery_id)
+            url = self._known.pop(outcome.delivery_id, None)
             if outcome.delivery_status == "pending" and outcome.next_due_ms is not None:
-                retried.append(QueuedDelivery(outcome.next_due_ms, outcome.delivery_id))
+                retried.append(
+                    QueuedDelivery(outcome.next_due_ms, outcome.delivery_id, url)
+                )
         self.notify(retried)
 
 

@@ -13,10 +13,15 @@ from lassod.store.endpoints import Deactivation
 
 @dataclass(frozen=True)
 class QueuedDelivery:
-    """A pending delivery's place in the scheduler's queue."""
+    """A pending delivery's place in the scheduler's queue.
+
+    url is its endpoint's URL when the query that found it read it, so the
+    scheduler can apply per-host limits without asking the database again.
+    """
 
     due_ms: int
     delivery_id: str
+    url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -111,7 +116,10 @@ def insert_delivery(
             redelivery_of,
         ),
     )
-    return QueuedDelivery(due_ms, delivery_id)
+    row = connection.execute(
+        "SELECT url FROM endpoints WHERE id = ?", (endpoint_id,)
+    ).fetchone()
+    return QueuedDelivery(due_ms, delivery_id, None if row is None else row[0])
 
 
 def pending_due_after(
@@ -125,13 +133,14 @@ def pending_due_after(
     Deliveries with an attempt in flight have no due time and are skipped.
     """
     rows = connection.execute(
-        "SELECT next_due_ms, id FROM deliveries"
-        " WHERE status = 'pending' AND next_due_ms <= ?"
-        " AND (next_due_ms > ? OR (next_due_ms = ? AND id > ?))"
-        " ORDER BY next_due_ms, id LIMIT ?",
+        "SELECT d.next_due_ms, d.id, p.url FROM deliveries d"
+        " LEFT JOIN endpoints p ON p.id = d.endpoint_id"
+        " WHERE d.status = 'pending' AND d.next_due_ms <= ?"
+        " AND (d.next_due_ms > ? OR (d.next_due_ms = ? AND d.id > ?))"
+        " ORDER BY d.next_due_ms, d.id LIMIT ?",
         (until_ms, after[0], after[0], after[1], limit),
     ).fetchall()
-    return [QueuedDelivery(row[0], row[1]) for row in rows]
+    return [QueuedDelivery(row[0], row[1], row[2]) for row in rows]
 
 
 def data_version(connection: sqlite3.Connection) -> int:
