@@ -57,7 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
         "list", help="list API keys", description="List key ids, companies and states; never the keys."
     )
     revoke = key_commands.add_parser(
-        "revoke", help="revoke an API key", description="Revoke a key by its id (from `keys list`)."
+        "revoke",
+        help="revoke an API key",
+        description=(
+            "Revoke a key by its id (from `keys list`). A running daemon"
+            " refuses it within a second."
+        ),
     )
     revoke.add_argument("key_id", metavar="KEY_ID", help="id of the key, such as key_0123...")
     _add_delivery_commands(commands)

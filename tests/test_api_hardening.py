@@ -6,11 +6,13 @@ import asyncio
 import gzip
 import os
 import stat
+import time
 
 import pytest
 
 from lassod import cli
 from lassod.store import keys as key_queries
+from lassod.web.keycache import KEY_CACHE_TTL_S, KeyCache
 from lassod.web.ratelimit import TokenBuckets, client_key
 from tests.conftest import make_settings
 from tests.security_helpers import create_table
@@ -47,15 +49,25 @@ async def test_revoked_key_gets_same_401_as_wrong_key(lassod, tmp_path):
         cli.main, ["--config", str(config), "keys", "revoke", row.id]
     )
 
-    revoked = await raw_request(lassod, "GET", "/api/v1/tables", key)
-    wrong = await raw_request(lassod, "GET", "/api/v1/tables", "lasso_" + "x" * 64)
     assert before == 200
     assert code == 0
+    revoked = await _once_rejected(lassod, key)
+    wrong = await raw_request(lassod, "GET", "/api/v1/tables", "lasso_" + "x" * 64)
     assert revoked[0] == 401
     assert wrong[0] == 401
     assert without_request_id(revoked[2]) == without_request_id(wrong[2])
     assert revoked[1]["WWW-Authenticate"] == wrong[1]["WWW-Authenticate"]
     assert "revoked" not in revoked[2]["message"]
+
+
+async def _once_rejected(lassod, key):
+    """Return the first answer other than 200; the key cache lasts a second."""
+    async with asyncio.timeout(KEY_CACHE_TTL_S + 2):
+        while True:
+            answer = await raw_request(lassod, "GET", "/api/v1/tables", key)
+            if answer[0] != 200:
+                return answer
+            await asyncio.sleep(0.05)
 
 
 async def test_revoked_key_rejected_by_store(lassod):
@@ -335,3 +347,12 @@ async def test_database_files_private_whatever_umask(start_lassod, tmp_path):
     for suffix in ("", "-wal", "-shm"):
         mode = stat.S_IMODE(os.stat(path + suffix).st_mode)
         assert mode == 0o600, f"{path + suffix} has mode {oct(mode)}"
+
+
+def test_key_cache_forgets_a_key_after_its_time():
+    cache = KeyCache(ttl_s=0.05)
+    cache.put("hash", "cmp_1")
+
+    assert cache.get("hash") == "cmp_1"
+    time.sleep(0.06)
+    assert cache.get("hash") is None

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from lassod.clock import now_ms
 from lassod.store.deliveries import insert_delivery
+from lassod.web.keycache import KEY_CACHE_TTL_S
 from tests.conftest import eventually
 from tests.delivery_helpers import company_of, complete, create_table, wait_for_status
 
@@ -75,9 +76,13 @@ async def test_revoked_key_rejected_by_api(lassod, tmp_path):
     key_id = listing.split("\t")[0]
     code, _, _ = await run_cli(tmp_path, "keys", "revoke", key_id)
     assert code == 0
-    status, body = await lassod.request("GET", "/api/v1/tables", key)
-    assert status == 401
-    assert body["error_type"] == "unauthenticated"
+
+    async def rejected() -> bool:
+        status, body = await lassod.request("GET", "/api/v1/tables", key)
+        return status == 401 and body["error_type"] == "unauthenticated"
+
+    # Lookups are cached for a second, so revocation takes that long at most.
+    await eventually(rejected, timeout_s=KEY_CACHE_TTL_S + 2)
 
 
 async def test_deliveries_list_show_redeliver(lassod, tmp_path, make_receiver):

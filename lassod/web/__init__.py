@@ -17,8 +17,16 @@ from lassod.web import (
     tables,
 )
 from lassod.web.errors import RESPONSE_OBSERVER, error_middleware
+from lassod.web.keycache import KeyCache
 from lassod.web.ratelimit import RateLimits
-from lassod.web.state import DATABASE, RATE_LIMITS, RUNTIME, SCHEDULER, SETTINGS
+from lassod.web.state import (
+    DATABASE,
+    KEY_CACHE,
+    RATE_LIMITS,
+    RUNTIME,
+    SCHEDULER,
+    SETTINGS,
+)
 
 
 def create_app(runtime: Runtime, database: Database, scheduler: Scheduler) -> web.Application:
@@ -32,6 +40,7 @@ def create_app(runtime: Runtime, database: Database, scheduler: Scheduler) -> we
     app[DATABASE] = database
     app[SCHEDULER] = scheduler
     app[RATE_LIMITS] = RateLimits.from_settings(settings.server)
+    app[KEY_CACHE] = KeyCache()
     app[RESPONSE_OBSERVER] = runtime.metrics.api_request
     app.add_routes(docs.routes)
     app.add_routes(health.routes)

@@ -13,7 +13,7 @@ from lassod.store import keys as key_queries
 from lassod.validation import ValidationError, parse_digits
 from lassod.web.errors import ApiError
 from lassod.web.ratelimit import client_key, retry_after_s
-from lassod.web.state import DATABASE, RATE_LIMITS
+from lassod.web.state import DATABASE, KEY_CACHE, RATE_LIMITS
 
 MAX_JSON_DEPTH = 32
 MAX_PAGE_SIZE = 100
@@ -96,10 +96,14 @@ async def company_id(request: web.Request) -> str:
         limits.failed_auth.take(client)
         raise _unauthenticated(missing=True)
     key_hash = hash_api_key(key)
-    found = await request.app[DATABASE].read(key_queries.company_for_key_hash, key_hash)
+    cache = request.app[KEY_CACHE]
+    found = cache.get(key_hash)
     if found is None:
-        limits.failed_auth.take(client)
-        raise _unauthenticated(missing=False)
+        found = await request.app[DATABASE].read(key_queries.company_for_key_hash, key_hash)
+        if found is None:
+            limits.failed_auth.take(client)
+            raise _unauthenticated(missing=False)
+        cache.put(key_hash, found)
     _enforce(limits.per_key.take(key_hash), _PER_KEY_MESSAGE)
     return found
 

@@ -8,6 +8,7 @@ from lassod.config import Settings
 from lassod.runtime import Runtime
 from lassod.scheduler import Scheduler
 from lassod.store import Database
+from lassod.web.keycache import KeyCache
 from lassod.web.ratelimit import RateLimits
 
 DATABASE = web.AppKey("database", Database)
@@ -15,3 +16,4 @@ SCHEDULER = web.AppKey("scheduler", Scheduler)
 SETTINGS = web.AppKey("settings", Settings)
 RATE_LIMITS = web.AppKey("rate_limits", RateLimits)
 RUNTIME = web.AppKey("runtime", Runtime)
+KEY_CACHE = web.AppKey("key_cache", KeyCache)
