@@ -193,6 +193,20 @@ class Sender:
     async def _read_excerpt(self, response: aiohttp.ClientResponse, deadline: float) -> str:
         """Read at most response_max_bytes before the deadline; keep an excerpt."""
         limit = self._settings.response_max_bytes
+        keep = self._settings.response_excerpt_bytes
+        content = response.content
+        if content.is_eof():
+            # The whole body came with the headers, as a 204's always does:
+            # take it without a wait or a timer.
+            try:
+                body = content.read_nowait(limit)
+            except (aiohttp.ClientError, ValueError):
+                body = b""
+            if content.at_eof():
+                response.release()
+            else:
+                response.close()
+            return body[:keep].decode("utf-8", errors="replace")
         chunks: list[bytes] = []
         size = 0
         complete = False
@@ -212,7 +226,6 @@ class Sender:
         else:
             # An unread remainder makes the connection unusable: drop it.
             response.close()
-        keep = self._settings.response_excerpt_bytes
         return b"".join(chunks)[:keep].decode("utf-8", errors="replace")
 
 

@@ -160,3 +160,28 @@ async def test_hanging_receiver_does_not_delay_healthy_one(
     # max_concurrency 4 gives a per-host limit of 1.
     assert active["max"] == 1
     assert len(hanging.received) == 1
+
+
+async def test_connection_is_reused_only_after_a_whole_body(
+    start_lassod, tmp_path, make_receiver
+):
+    """A body that arrived whole keeps the connection; one cut short drops it."""
+    ports: dict[str, list[int]] = {"short": [], "long": []}
+
+    async def answer(request: web.Request, number: int) -> web.Response:
+        kind = "long" if request.path.endswith("/long") else "short"
+        ports[kind].append(request.transport.get_extra_info("peername")[1])
+        return web.Response(status=200, body=b"k" * (4 * 1024 * 1024 if kind == "long" else 2))
+
+    receiver = await make_receiver(answer)
+    settings = make_settings(tmp_path, delivery={"response_max_bytes": 1024})
+    lassod = await start_lassod(settings)
+
+    for index, kind in enumerate(["short", "short", "long", "long"]):
+        await deliver(lassod, f"{receiver.url}/{kind}")
+        rows = await finished_attempts(lassod, index + 1)
+
+    excerpts = sorted(row.response_excerpt for row in rows)
+    assert excerpts == ["k" * 2, "k" * 2, "k" * 1024, "k" * 1024]
+    assert ports["short"][0] == ports["short"][1]
+    assert ports["long"][0] != ports["long"][1]
