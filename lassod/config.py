@@ -17,7 +17,7 @@ ENV_PREFIX = "LASSOD_"
 
 
 class ConfigError(Exception):
-    """The configuration file or environment holds an invalid setting."""
+    """An invalid setting in the configuration file or environment."""
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ TARGET_CACHE_SIZE = 4096
 
 @dataclass(frozen=True)
 class AttemptResult:
-    """What one request produced: a status code or an error kind."""
+    """The result of one request: a status code or an error kind."""
 
     succeeded: bool
     duration_ms: int

@@ -276,9 +276,9 @@ class Scheduler:
     async def _hosts(self, delivery_ids: list[str]) -> dict[str, str]:
         """Return the host key of each delivery, reading unknown URLs.
 
-        NOTE: a URL read when the delivery was queued is used even if its
-        endpoint's URL changed since; the attempt itself goes to the current
-        URL, and only that one attempt counts against the old host's limit.
+        NOTE: the URL read when the delivery was queued is used even if its
+        endpoint's URL changed since. The attempt still goes to the current
+        URL, so only its place in the per-host count is off, for one attempt.
         """
         urls = {item: self._known.get(item) for item in delivery_ids}
         unknown = [item for item, url in urls.items() if url is None]
@@ -301,7 +301,7 @@ class Scheduler:
         try:
             result = await self._sender.send(job)
         except asyncio.CancelledError:
-            # Stopped after the grace period: counts as a failure without answer.
+            # Stopped after the grace period: counts as a failure without a response.
             result = AttemptResult(succeeded=False, duration_ms=0, error_kind="interrupted")
         except Exception:
             logger.exception("delivery_attempt_crashed", delivery_id=job.delivery_id)

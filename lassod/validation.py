@@ -38,7 +38,7 @@ _FORBIDDEN_HEADER_PREFIXES = ("x-lasso-", "webhook-", "proxy-")
 
 
 class ValidationError(Exception):
-    """A well-formed request body breaks a rule; answered with 422."""
+    """A well-formed request body that breaks a rule; the API returns 422."""
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")

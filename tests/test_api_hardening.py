@@ -61,7 +61,7 @@ async def test_revoked_key_gets_same_401_as_wrong_key(lassod, tmp_path):
 
 
 async def _once_rejected(lassod, key):
-    """Return the first answer other than 200; the key cache lasts a second."""
+    """Return the first response other than 200, because lookups are cached."""
     async with asyncio.timeout(KEY_CACHE_TTL_S + 2):
         while True:
             answer = await raw_request(lassod, "GET", "/api/v1/tables", key)

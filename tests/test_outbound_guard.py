@@ -341,7 +341,7 @@ def test_allowed_cidrs_parsed_into_policy():
     assert policy.blocked_reason(ipaddress.ip_address("::1")) == "loopback"
 
 
-async def test_unencodable_stored_url_fails_the_attempt_without_a_crash():
+async def test_unencodable_stored_url_fails():
     """A URL stored before the API checked hosts is a failure, not a crash."""
     job = retry_job()
     sender = Sender.create(DeliverySettings(), SecuritySettings())

@@ -44,10 +44,10 @@ _PORT = (
     "(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
 )
 _LABEL = "[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-# What webhook_url accepts, narrowed to a form that is always accepted: http
-# or https, an ASCII host name, an optional port from 1 to 65535, and printable
-# ASCII after it. IP literals are left out (a blocked one is refused), and so
-# are bracketed IPv6 hosts and international names, which the API accepts.
+# The webhook_url form that the API always accepts: http or https, an ASCII
+# host name, an optional port from 1 to 65535, and printable ASCII after it.
+# The API also accepts IP literals that are not blocked, bracketed IPv6 hosts
+# and international names, which this pattern leaves out.
 URL = string(
     2048,
     pattern=f"^https?://{_LABEL}(?:\\.{_LABEL}){{0,2}}(:{_PORT})?([/?#][!-~]*)?$",
