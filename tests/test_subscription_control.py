@@ -108,9 +108,15 @@ async def test_reactivation_clears_disabled_reason(lassod, make_receiver):
         raise AssertionError("subscription was not turned off after 410")
 
     disabled = await turned_off()
+    status, recover = await lassod.request(
+        "POST", path + "/recover", key, json={"since": "2026-01-01T00:00:00Z"}
+    )
+    assert status == 409
+    assert "PATCH active=true" in recover["message"]
     status, enabled = await lassod.request("PATCH", path, key, json={"active": True})
 
     assert "410" in disabled["disabled_reason"]
+    assert disabled["updated_at"] > disabled["created_at"]
     assert status == 200
     assert enabled["active"] is True
     assert enabled["disabled_reason"] is None

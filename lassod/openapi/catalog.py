@@ -50,8 +50,9 @@ _ENUM_RULE = {
     "else": {"properties": {"enum_values": {"type": "null"}}},
 }
 _TYPE_NOTE = (
-    "The type of an existing attribute cannot change (409). enum_values is"
-    " given together with type: required for type enum, absent or null otherwise."
+    "The type of an existing attribute cannot change (422, field type)."
+    " enum_values is given together with type: required for type enum, absent"
+    " or null otherwise."
 )
 # Any JSON value but null, which is how a PATCH removes an attribute.
 _VALUE = {"type": ["string", "number", "boolean", "array", "object"]}

@@ -19,7 +19,9 @@ from lassod.store.deliveries import (
 
 _SELECT = (
     "SELECT s.id, s.company_id, p.url, s.events, s.description, p.active,"
-    " p.auth_header_name, p.secret IS NOT NULL, s.created_us, s.updated_us,"
+    " p.auth_header_name, p.secret IS NOT NULL, s.created_us,"
+    # Deactivation by lassod changes only the endpoint row.
+    " MAX(s.updated_us, p.updated_us),"
     " p.disabled_reason"
     " FROM subscriptions s JOIN endpoints p ON p.id = s.id"
 )

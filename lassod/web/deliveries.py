@@ -49,7 +49,7 @@ async def redeliver(request: web.Request) -> web.Response:
     )
     if requeue.result == "not_found":
         raise not_found("delivery", delivery_id)
-    check_requeued(requeue, f"delivery {delivery_id!r}")
+    check_requeued(requeue, f"delivery {delivery_id!r}", "")
     request.app[SCHEDULER].notify(requeue.queued)
     logger.info(
         "delivery_redelivered",
@@ -64,15 +64,23 @@ async def redeliver(request: web.Request) -> web.Response:
     return json_response(deliveries.public_detail(detail), status=201)
 
 
-def check_requeued(requeue: Requeue, target: str) -> None:
-    """Raise 409 when a redeliver or recover found no active endpoint."""
+def check_requeued(requeue: Requeue, target: str, kind: str) -> None:
+    """Raise 409 when a redeliver or recover found no active endpoint.
+
+    kind is the endpoint's kind when known ("table" or "subscription"), which
+    decides what the message tells the client to do.
+    """
     if requeue.result == "no_endpoint":
-        raise ApiError(
-            409, f"{target} has no webhook endpoint any more; set a webhook_url first"
-        )
+        fix = {
+            "table": "set the table's webhook_url first",
+            "subscription": "the subscription was deleted; create a new one",
+        }.get(kind, "set a table's webhook_url or create a subscription first")
+        raise ApiError(409, f"{target} has no webhook endpoint any more; {fix}")
     if requeue.result == "inactive":
         raise ApiError(
-            409, f"{target} goes to a deactivated subscription; reactivate it first"
+            409,
+            f"{target} has a deactivated subscription as its endpoint;"
+            " reactivate it with PATCH active=true first",
         )
 
 

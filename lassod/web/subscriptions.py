@@ -130,6 +130,6 @@ async def recover_abandoned(request: web.Request) -> web.Response:
         until_ms,
         now_ms(),
     )
-    check_requeued(requeue, f"subscription {subscription_id!r}")
+    check_requeued(requeue, f"subscription {subscription_id!r}", "subscription")
     request.app[SCHEDULER].notify(requeue.queued)
     return recovered_response(requeue, subscription_id)

@@ -109,6 +109,6 @@ async def redeliver_abandoned(request: web.Request) -> web.Response:
     requeue = await database.transaction(
         delivery_queries.recover_abandoned, table_id, since_ms, until_ms, now_ms()
     )
-    check_requeued(requeue, f"table {table_id!r}")
+    check_requeued(requeue, f"table {table_id!r}", "table")
     request.app[SCHEDULER].notify(requeue.queued)
     return recovered_response(requeue, table_id)
