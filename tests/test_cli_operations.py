@@ -187,20 +187,22 @@ async def test_external_delivery_due_later_is_sent(lassod, tmp_path, make_receiv
     _, listing = await lassod.request("GET", "/api/v1/deliveries", key)
     original = listing["data"][0]
 
+    company = await company_of(lassod)
     due_ms = now_ms() + 1500
-    connection = sqlite3.connect(tmp_path / "lassod.db", isolation_level=None)
-    try:
-        connection.execute("BEGIN IMMEDIATE")
-        insert_delivery(
-            connection,
-            original["event"]["id"],
-            await company_of(lassod),
-            table["id"],
-            due_ms,
-        )
-        connection.execute("COMMIT")
-    finally:
-        connection.close()
+
+    def insert_from_another_connection() -> None:
+        connection = sqlite3.connect(tmp_path / "lassod.db", isolation_level=None)
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            insert_delivery(
+                connection, original["event"]["id"], company, table["id"], due_ms
+            )
+            connection.execute("COMMIT")
+        finally:
+            connection.close()
+
+    # In a thread, so that waiting for the write lock never stalls the daemon.
+    await asyncio.to_thread(insert_from_another_connection)
 
     [_, second] = await receiver.wait_for(2, timeout_s=5)
     arrived_ms = now_ms()
