@@ -69,6 +69,7 @@ async def throughput(harness: Harness, sizes: Sizes) -> dict[str, Any]:
         lassod.database_path, [harness.receiver_url + "/ok"], SECRET, [now_ms()] * count
     )
     await harness.receiver_command("/_reset")
+
     await lassod.start()
     done = asyncio.Event()
     api = asyncio.create_task(_api_latencies(harness, lassod, seeded.api_key, done))
@@ -76,6 +77,7 @@ async def throughput(harness: Harness, sizes: Sizes) -> dict[str, Any]:
     done.set()
     api_ms = await api
     lassod.stop()
+
     recorded = lassod.query(
         "SELECT COUNT(*) FROM attempts WHERE outcome = 'succeeded'"
     )[0][0]
@@ -144,11 +146,13 @@ async def latency(harness: Harness, sizes: Sizes) -> dict[str, Any]:
         lassod.database_path, harness.receiver_url + "/ok", SECRET, count
     )
     await harness.receiver_command("/_reset")
+
     await lassod.start()
     acknowledged = await _complete_tables(harness, lassod, seeded, sizes.latency_rate)
     stats = await harness.wait_for_receipts(count, 30.0)
     receipts = (await harness.receiver_stats(receipts=True))["receipts"]
     lassod.stop()
+
     rows = lassod.query(
         "SELECT d.endpoint_id, d.event_id, a.started_ms - d.created_ms"
         " FROM deliveries d JOIN attempts a ON a.delivery_id = d.id AND a.number = 1"
@@ -240,6 +244,7 @@ async def crash_recovery(harness: Harness, sizes: Sizes) -> dict[str, Any]:
         lassod.database_path, [harness.receiver_url + "/ok"], SECRET, [now_ms()] * count
     )
     await harness.receiver_command("/_reset")
+
     await lassod.start()
     before = await harness.wait_for_receipts(
         count // 10, sizes.drain_timeout_s, poll_s=0.005
@@ -249,11 +254,13 @@ async def crash_recovery(harness: Harness, sizes: Sizes) -> dict[str, Any]:
     in_flight = lassod.query("SELECT COUNT(*) FROM attempts WHERE outcome IS NULL")[0][
         0
     ]
+
     await harness.receiver_command("/_mark")
     restarted = time.time()
     await lassod.start()
     stats = await harness.wait_for_receipts(count, sizes.drain_timeout_s)
     lassod.stop()
+
     first_s = stats["mark_s"]
     return {
         "pending": count,

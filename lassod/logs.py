@@ -41,8 +41,8 @@ class BufferedLineLogger:
     """A structlog logger that writes rendered JSON lines in batches.
 
     Lines of level error and above are written at once together with the
-    lines before them. NOTE: a process killed with SIGKILL loses the lines
-    of its last FLUSH_INTERVAL_S at most; attempts are recorded in SQLite
+    lines before them. NOTE: a process killed with SIGKILL loses at most the
+    lines of its last FLUSH_INTERVAL_S. Attempts are still recorded in SQLite
     before and after they run, independent of this log.
     """
 

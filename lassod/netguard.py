@@ -132,7 +132,7 @@ def embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]
 
 @dataclass(frozen=True)
 class AddressPolicy:
-    """Which addresses deliveries may reach, built from [security] settings."""
+    """The set of addresses deliveries may reach, built from [security] settings."""
 
     allow_private: bool = False
     allowed_networks: tuple[IPNetwork, ...] = ()

@@ -79,7 +79,7 @@ def interrupted(
 ) -> AttemptOutcome:
     """Build the outcome of an attempt cut off by a crash or a forced stop.
 
-    It counts as a failure without an answer. It ended by its timeout at the
+    It counts as a failure without a response. It ended by its timeout at the
     latest, so the retry is due that long after it started.
     """
     ended_ms = min(now_ms, attempt.started_ms + round(settings.timeout_s * 1000))

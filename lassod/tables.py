@@ -98,6 +98,7 @@ def parse_new_table(body: Any, security: SecuritySettings) -> NewTable:
     check.reject_unknown(body, CREATE_FIELDS)
     name = check.text(body, "name", required=True, max_length=256)
     schema_id = check.text(body, "schema_id", required=True, max_length=256)
+
     given = [field for field in SOURCE_FIELDS if field in body]
     if len(given) != 1:
         raise ValidationError(
@@ -117,6 +118,7 @@ def parse_new_table(body: Any, security: SecuritySettings) -> NewTable:
             for index, url in enumerate(source_value or []):
                 check.webhook_url(f"file_urls[{index}]", url)
     additional_context = check.text(body, "additional_context", max_length=10_000)
+
     url = check.text(body, "webhook_url", max_length=check.MAX_URL_LENGTH)
     if url is not None:
         check.target_url("webhook_url", url, security)
@@ -128,6 +130,7 @@ def parse_new_table(body: Any, security: SecuritySettings) -> NewTable:
         raise ValidationError(
             "webhook_url", "is required when a webhook secret or auth header is given"
         )
+
     return NewTable(
         name=name or "",
         schema_id=schema_id or "",

@@ -160,7 +160,7 @@ class Receiver:
         return await self.behaviour(request, len(self.received))
 
     def verified(self, item: Received) -> bool:
-        """Check the signature exactly as the README tells receivers to."""
+        """Check the signature by the steps the README gives receivers."""
         if self.secret is None:
             return False
         expected = "sha256=" + hmac.new(self.secret.encode(), item.body, hashlib.sha256).hexdigest()

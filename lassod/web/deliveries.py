@@ -67,8 +67,8 @@ async def redeliver(request: web.Request) -> web.Response:
 def check_requeued(requeue: Requeue, target: str, kind: str) -> None:
     """Raise 409 when a redeliver or recover found no active endpoint.
 
-    kind is the endpoint's kind when known ("table" or "subscription"), which
-    decides what the message tells the client to do.
+    kind is the endpoint's kind when known ("table" or "subscription"). It
+    selects the fix that the error message suggests.
     """
     if requeue.result == "no_endpoint":
         fix = {

@@ -15,7 +15,7 @@ routes = web.RouteTableDef()
 
 
 # Product ids never take the name of a sibling route, so a method those routes
-# lack answers 405 with their own Allow header rather than reaching a product.
+# lack gets 405 with their own Allow header rather than reaching a product.
 PRODUCT_PATH = "/api/v1/catalog/{product_id:(?!changes$|webhooks$)[^{}/]+}"
 
 
