@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import threading
 from typing import Callable
 
 from lassod.clock import now_ms
@@ -12,6 +14,8 @@ from lassod.store.deliveries import AttemptJob, AttemptOutcome, record_and_begin
 from lassod.store.endpoints import Deactivation
 
 MAX_BATCH = 500
+# Pause after a failed commit before its work is tried again.
+RETRY_PAUSE_S = 1.0
 
 
 class OutcomeRecorder:
@@ -22,6 +26,10 @@ class OutcomeRecorder:
     that arrives during a commit shares the next one, so outcomes and the
     starts of the attempts that take their places cost one commit together.
     Grouping adds no delay when idle, since lone work is committed at once.
+
+    The work is taken when its group begins on the SQLite thread, not when
+    it is queued, so everything that arrived during the previous commit
+    goes into the next one.
     """
 
     def __init__(
@@ -31,20 +39,21 @@ class OutcomeRecorder:
     ) -> None:
         self._database = database
         self._on_recorded = on_recorded
+        # Shared with the SQLite thread, which takes them under _lock.
+        self._lock = threading.Lock()
         self._waiting: list[AttemptOutcome] = []
-        self._starts: list[tuple[list[str], asyncio.Future[list[AttemptJob]]]] = []
-        self._ready = asyncio.Event()
+        self._starts: list[_Start] = []
+        self._queued = False
+        # Takes queued with the database and not yet handled on the loop.
+        self._open_takes = 0
         self._idle = asyncio.Event()
         self._idle.set()
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="lassod-outcome-recorder")
+        self._retry: asyncio.TimerHandle | None = None
 
     def add(self, outcome: AttemptOutcome) -> None:
-        self._waiting.append(outcome)
-        self._idle.clear()
-        self._ready.set()
+        with self._lock:
+            self._waiting.append(outcome)
+        self._queue_take()
 
     async def begin(self, delivery_ids: list[str]) -> list[AttemptJob]:
         """Commit the start of an attempt for each delivery still pending.
@@ -52,11 +61,12 @@ class OutcomeRecorder:
         Returns the jobs in the order of delivery_ids, once their attempt
         rows are committed.
         """
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[list[AttemptJob]] = loop.create_future()
-        self._starts.append((delivery_ids, future))
-        self._idle.clear()
-        self._ready.set()
+        future: asyncio.Future[list[AttemptJob]] = (
+            asyncio.get_running_loop().create_future()
+        )
+        with self._lock:
+            self._starts.append((delivery_ids, future))
+        self._queue_take()
         return await future
 
     async def drain(self) -> None:
@@ -65,60 +75,101 @@ class OutcomeRecorder:
 
     async def stop(self) -> None:
         await self.drain()
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        if self._retry is not None:
+            self._retry.cancel()
 
-    async def _run(self) -> None:
-        while True:
-            await self._ready.wait()
+    def _queue_take(self) -> None:
+        """Make sure a take is queued for the next group commit."""
+        self._idle.clear()
+        if self._retry is not None:
+            # A failed commit is waiting out its pause before the retry.
+            return
+        with self._lock:
+            if self._queued:
+                return
+            self._queued = True
+        take = _Take(self)
+        self._open_takes += 1
+        self._database.submit(take.record_and_begin).add_done_callback(take.committed)
+
+    def _taken(self) -> tuple[list[AttemptOutcome], list[_Start]]:
+        """Take the work waiting now; runs on the SQLite thread."""
+        with self._lock:
             batch = self._waiting[:MAX_BATCH]
             del self._waiting[:MAX_BATCH]
             starts, self._starts = self._starts, []
-            if not self._waiting:
-                self._ready.clear()
-            await self._commit(batch, starts)
-            if not self._waiting and not self._starts:
-                self._idle.set()
+            self._queued = False
+        return batch, starts
 
-    async def _commit(
-        self,
-        batch: list[AttemptOutcome],
-        starts: list[tuple[list[str], asyncio.Future[list[AttemptJob]]]],
-    ) -> None:
-        delivery_ids = [item for ids, _ in starts for item in ids]
-        while True:
-            try:
-                # Shielded: a cancelled stop must not abandon a half-sent commit.
-                deactivated, jobs = await asyncio.shield(
-                    self._database.transaction(
-                        record_and_begin, batch, delivery_ids, now_ms()
-                    )
+    def _committed(self, take: _Take, error: BaseException | None) -> None:
+        """Hand out a take's results, or put its work back after a failure."""
+        self._open_takes -= 1
+        if error is not None:
+            with self._lock:
+                if not take.ran:
+                    # The group failed before this take ran: it took nothing.
+                    self._queued = False
+                self._waiting[:0] = take.batch
+                self._starts[:0] = take.starts
+            # NOTE: a failing disk stalls recording here, which is the safe
+            # side: deliveries stay in flight and are retried at restart.
+            logger.error(
+                "outcome_commit_failed",
+                batch_size=len(take.batch),
+                starts=sum(len(ids) for ids, _ in take.starts),
+                error=repr(error),
+            )
+            if self._retry is None:
+                self._retry = asyncio.get_running_loop().call_later(
+                    RETRY_PAUSE_S, self._retry_now
                 )
-                break
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                # NOTE: a failing disk stalls recording here, which is the safe
-                # side: deliveries stay in flight and are retried at restart.
-                logger.exception(
-                    "outcome_commit_failed",
-                    batch_size=len(batch),
-                    starts=len(delivery_ids),
-                )
-                await asyncio.sleep(1.0)
-        if batch:
-            self._on_recorded(batch, deactivated)
-        _hand_out(jobs, starts)
+            return
+        if take.batch:
+            self._on_recorded(take.batch, take.deactivated)
+        _hand_out(take.jobs, take.starts)
+        with self._lock:
+            more = bool(self._waiting or self._starts)
+        if more:
+            self._queue_take()
+        elif self._open_takes == 0 and self._retry is None:
+            self._idle.set()
+
+    def _retry_now(self) -> None:
+        self._retry = None
+        self._queue_take()
 
 
-def _hand_out(
-    jobs: list[AttemptJob],
-    starts: list[tuple[list[str], asyncio.Future[list[AttemptJob]]]],
-) -> None:
+_Start = tuple[list[str], "asyncio.Future[list[AttemptJob]]"]
+
+
+class _Take:
+    """One group commit's share of the recorder's work."""
+
+    def __init__(self, recorder: OutcomeRecorder) -> None:
+        self._recorder = recorder
+        self.ran = False
+        self.batch: list[AttemptOutcome] = []
+        self.starts: list[_Start] = []
+        self.deactivated: list[Deactivation] = []
+        self.jobs: list[AttemptJob] = []
+
+    def record_and_begin(self, connection: sqlite3.Connection) -> None:
+        """Record what waits now; runs on the SQLite thread inside the group."""
+        self.batch, self.starts = self._recorder._taken()
+        self.ran = True
+        delivery_ids = [item for ids, _ in self.starts for item in ids]
+        self.deactivated, self.jobs = record_and_begin(
+            connection, self.batch, delivery_ids, now_ms()
+        )
+
+    def committed(self, future: asyncio.Future[None]) -> None:
+        error = None if future.cancelled() else future.exception()
+        if future.cancelled():
+            error = asyncio.CancelledError()
+        self._recorder._committed(self, error)
+
+
+def _hand_out(jobs: list[AttemptJob], starts: list[_Start]) -> None:
     by_id = {job.delivery_id: job for job in jobs}
     for delivery_ids, future in starts:
         if not future.done():

@@ -94,7 +94,6 @@ class Scheduler:
         self._data_version = await self._database.read(queries.data_version)
         self._external_checked_ms = now_ms()
         await self._refill(now_ms())
-        self._recorder.start()
         self._task = asyncio.create_task(self._run(), name="lassod-scheduler")
 
     def notify(self, queued: Iterable[QueuedDelivery]) -> None:

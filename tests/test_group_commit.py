@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 
 import pytest
 
 from lassod.store import Database
+from lassod.store import database as database_module
+from lassod.store.database import StoreError
 from lassod.store.keys import ensure_company
 
 
@@ -84,3 +87,53 @@ async def test_cancelled_caller_leaves_others_committed(tmp_path):
         await database.close()
 
     assert "kept" in names
+
+
+async def test_read_runs_between_turns_of_busy_commits(tmp_path, monkeypatch):
+    """Transactions queued during every commit must not starve a read."""
+    monkeypatch.setattr(database_module, "GROUPS_PER_TURN", 2)
+    database = await Database.open(str(tmp_path / "group.db"))
+    loop = asyncio.get_running_loop()
+    futures = [loop.create_future() for _ in range(100)]
+
+    def insert_and_queue_next(connection: sqlite3.Connection, number: int) -> None:
+        # Runs on the SQLite thread: queue the next one, as a busy API would.
+        time.sleep(0.002)
+        ensure_company(connection, f"company-{number}", 1)
+        if number + 1 < len(futures):
+            following = database_module._Work(
+                insert_and_queue_next, (number + 1,), futures[number + 1]
+            )
+            with database._lock:
+                database._queued.append(following)
+
+    try:
+        database._queued.append(
+            database_module._Work(insert_and_queue_next, (0,), futures[0])
+        )
+        first = database.submit(insert_company, "first")
+        await first
+        async with asyncio.timeout(5):
+            await database.read(company_names)
+        unfinished = sum(not future.done() for future in futures)
+        await asyncio.gather(*futures)
+    finally:
+        await database.close()
+
+    # The read was answered while the chain was still committing.
+    assert unfinished > 50
+
+
+async def test_transaction_after_close_fails_clearly(tmp_path):
+    database = await Database.open(str(tmp_path / "group.db"))
+    await database.close()
+
+    with pytest.raises(StoreError, match="closed"):
+        await database.transaction(insert_company, "late")
+
+
+async def test_old_sqlite_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(database_module, "sqlite_version_info", lambda: (3, 37, 2))
+
+    with pytest.raises(StoreError, match="SQLite 3.38 or newer.*3.37.2"):
+        await Database.open(str(tmp_path / "old.db"))

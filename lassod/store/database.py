@@ -6,6 +6,7 @@ import logging
 import asyncio
 import os
 import sqlite3
+import threading
 import time
 from importlib import resources
 from dataclasses import dataclass
@@ -19,6 +20,18 @@ Result = TypeVar("Result")
 # aiosqlite logs every call with its arguments at DEBUG, and the arguments
 # carry webhook secrets and auth header values.
 logging.getLogger("aiosqlite").setLevel(logging.INFO)
+
+# Group commits the SQLite thread runs back to back before it takes the
+# reads queued behind them.
+GROUPS_PER_TURN = 4
+
+
+# The ->> JSON operator that batch statements use came in SQLite 3.38.
+MINIMUM_SQLITE = (3, 38, 0)
+
+
+def sqlite_version_info() -> tuple[int, ...]:
+    return sqlite3.sqlite_version_info
 
 
 class StoreError(Exception):
@@ -39,6 +52,9 @@ class Database:
         self.path = path
         # Called with (query function name, seconds) after each operation.
         self.on_operation: Callable[[str, float], None] | None = None
+        # Transactions waiting for the next group, shared with the SQLite
+        # thread; _committing is True while that thread has a turn to run.
+        self._lock = threading.Lock()
         self._queued: list[_Work] = []
         self._committing = False
         self._commit_task: asyncio.Task[None] | None = None
@@ -46,6 +62,12 @@ class Database:
     @classmethod
     async def open(cls, path: str) -> Database:
         """Open (creating with mode 0600 if needed) and migrate the database."""
+        version = sqlite_version_info()
+        if version < MINIMUM_SQLITE:
+            raise StoreError(
+                "lassod needs SQLite 3.38 or newer (for its JSON operators);"
+                f" this Python uses SQLite {'.'.join(map(str, version))}"
+            )
         _create_private_file(path)
         try:
             connection = await aiosqlite.connect(path, isolation_level=None)
@@ -63,6 +85,22 @@ class Database:
     async def close(self) -> None:
         await self._connection.close()
 
+    def submit(self, work: Callable[..., Result], *args: Any) -> asyncio.Future[Result]:
+        """Queue work(connection, *args) for the next group commit.
+
+        Returns a future that resolves after the COMMIT with work's result,
+        or with its exception. Callable without awaiting, so a caller can
+        react to the commit in a callback.
+        """
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        with self._lock:
+            self._queued.append(_Work(work, args, future))
+            if self._committing:
+                return future
+            self._committing = True
+        self._start_turn()
+        return future
+
     async def transaction(
         self, work: Callable[..., Result], *args: Any
     ) -> Result:
@@ -73,45 +111,33 @@ class Database:
         back alone, and every caller resumes only after the shared COMMIT.
         One fsync then covers many API requests and attempt records.
         """
-        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
-        self._queued.append(_Work(work, args, future))
-        if not self._committing:
-            self._committing = True
-            self._commit_task = asyncio.create_task(
-                self._commit_queued(), name="lassod-group-commit"
-            )
-        return await future
+        return await self.submit(work, *args)
 
-    async def _commit_queued(self) -> None:
+    def _start_turn(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._commit_task = loop.create_task(
+            self._turn(loop), name="lassod-group-commit"
+        )
+
+    async def _turn(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Hand the SQLite thread a turn of back-to-back group commits."""
         try:
-            while self._queued:
+            await self._connection._execute(_commit_turn, self, loop)
+        except ValueError:
+            # The connection is closed: nothing queued can be committed.
+            with self._lock:
                 group, self._queued = self._queued, []
-                try:
-                    await self._run_group(group)
-                    _resolve(group)
-                except asyncio.CancelledError:
-                    for item in group:
-                        item.future.cancel()
-                    raise
-                except BaseException as error:
-                    for item in group:
-                        if not item.future.done():
-                            item.future.set_exception(error)
-                    if not isinstance(error, Exception):
-                        raise
-        finally:
-            self._committing = False
+                self._committing = False
+            for item in group:
+                if not item.future.done():
+                    item.future.set_exception(StoreError("database is closed"))
 
-    async def _run_group(self, group: list[_Work]) -> None:
-        """Commit a group; each of its query functions is timed as the group."""
-        started = time.perf_counter()
-        try:
-            await self._run(None, _in_group, group)
-        finally:
-            if self.on_operation is not None:
-                elapsed = time.perf_counter() - started
-                for name in {item.function.__name__ for item in group}:
-                    self.on_operation(name, elapsed)
+    def _finish_group(self, group: list[_Work], elapsed: float) -> None:
+        """Resolve a committed group's futures; runs on the event loop."""
+        if self.on_operation is not None:
+            for name in {item.function.__name__ for item in group}:
+                self.on_operation(name, elapsed)
+        _resolve(group)
 
     async def read(self, work: Callable[..., Result], *args: Any) -> Result:
         """Run work(connection, *args) outside an explicit transaction."""
@@ -151,6 +177,44 @@ class _Work:
     future: asyncio.Future[Any]
     result: Any = None
     error: BaseException | None = None
+
+
+def _commit_turn(database: Database, loop: asyncio.AbstractEventLoop) -> None:
+    """Commit queued groups one after another; runs on aiosqlite's thread.
+
+    A group queued during a commit starts as soon as that commit ends,
+    without waiting for the event loop to hand it over. After
+    GROUPS_PER_TURN groups the turn ends, so that reads queued behind it
+    run, and the event loop starts a new turn.
+    """
+    # Raises ValueError, before any group is taken, if the connection closed.
+    connection = database.raw
+    for _ in range(GROUPS_PER_TURN):
+        with database._lock:
+            group, database._queued = database._queued, []
+            if not group:
+                database._committing = False
+                return
+        started = time.perf_counter()
+        try:
+            _in_group(connection, group)
+        except BaseException as error:
+            # No work in the group was committed.
+            for item in group:
+                item.error = error
+        elapsed = time.perf_counter() - started
+        _call_on_loop(loop, database._finish_group, group, elapsed)
+    _call_on_loop(loop, database._start_turn)
+
+
+def _call_on_loop(
+    loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: Any
+) -> None:
+    try:
+        loop.call_soon_threadsafe(callback, *args)
+    except RuntimeError:
+        # The event loop is closed: the process is exiting.
+        pass
 
 
 def _in_group(connection: sqlite3.Connection, group: list[_Work]) -> None:
