@@ -6,6 +6,8 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Iterable
 
+import orjson
+
 from lassod.ids import new_id, new_uuid
 from lassod.store import endpoints
 from lassod.store.endpoints import Deactivation
@@ -132,14 +134,18 @@ def pending_due_after(
 
     Deliveries with an attempt in flight have no due time and are skipped.
     """
-    rows = connection.execute(
-        "SELECT d.next_due_ms, d.id, p.url FROM deliveries d"
+    rows = _json_result(
+        connection,
+        "SELECT json_group_array(json_array(next_due_ms, id, url)) FROM ("
+        " SELECT d.next_due_ms, d.id, p.url FROM deliveries d"
         " LEFT JOIN endpoints p ON p.id = d.endpoint_id"
         " WHERE d.status = 'pending' AND d.next_due_ms <= ?"
         " AND (d.next_due_ms > ? OR (d.next_due_ms = ? AND d.id > ?))"
-        " ORDER BY d.next_due_ms, d.id LIMIT ?",
+        " ORDER BY d.next_due_ms, d.id LIMIT ?)",
         (until_ms, after[0], after[0], after[1], limit),
-    ).fetchall()
+    )
+    # An aggregate's order is not guaranteed; callers rely on it.
+    rows.sort()
     return [QueuedDelivery(row[0], row[1], row[2]) for row in rows]
 
 
@@ -166,18 +172,20 @@ def target_urls(
     return urls
 
 
-# Deliveries read per SELECT in begin_attempts; far below SQLite's limit of
+# Deliveries read per SELECT in target_urls; far below SQLite's limit of
 # 32,766 bound parameters (SQLite 3.32 and later).
 BEGIN_CHUNK = 500
 
 _ATTEMPT_SOURCE = (
-    "SELECT d.id, d.company_id, d.endpoint_id, d.attempt_count, e.id, e.name, e.body,"
-    " p.kind, p.url, p.secret, p.previous_secret, p.previous_secret_until_ms,"
-    " p.auth_header_name, p.auth_header_value, p.id IS NOT NULL, p.active,"
-    " p.failing_since_ms"
+    "SELECT json_group_array(json_array("
+    " d.id, d.company_id, d.endpoint_id, d.attempt_count, e.id, e.name,"
+    " CAST(e.body AS TEXT), p.kind, p.url, p.secret, p.previous_secret,"
+    " p.previous_secret_until_ms, p.auth_header_name, p.auth_header_value,"
+    " p.id IS NOT NULL, p.active, p.failing_since_ms))"
     " FROM deliveries d JOIN events e ON e.id = d.event_id"
     " LEFT JOIN endpoints p ON p.id = d.endpoint_id"
-    " WHERE d.status = 'pending' AND d.next_due_ms IS NOT NULL AND d.id IN ({})"
+    " WHERE d.status = 'pending' AND d.next_due_ms IS NOT NULL"
+    " AND d.id IN (SELECT value FROM json_each(?))"
 )
 
 
@@ -191,41 +199,43 @@ def begin_attempts(
     the order of delivery_ids; deliveries no longer pending are skipped. A
     delivery whose endpoint was removed is cancelled, and one whose endpoint
     is inactive is abandoned, instead of being sent.
+
+    Each statement covers the whole batch (see _json_result).
     """
     # A repeated id would otherwise get two attempt rows with one number.
     delivery_ids = list(dict.fromkeys(delivery_ids))
     found: dict[str, AttemptJob] = {}
     closed = []
-    for start in range(0, len(delivery_ids), BEGIN_CHUNK):
-        chunk = delivery_ids[start : start + BEGIN_CHUNK]
-        query = _ATTEMPT_SOURCE.format(", ".join("?" * len(chunk)))
-        for row in connection.execute(query, chunk).fetchall():
-            if not row[14]:
-                closed.append(("cancelled", "endpoint was removed", now_ms, row[0]))
-            elif not row[15]:
-                closed.append(("abandoned", "endpoint is inactive", now_ms, row[0]))
-            else:
-                found[row[0]] = _attempt_job(row, now_ms)
+    for row in _json_result(connection, _ATTEMPT_SOURCE, (_json(delivery_ids),)):
+        if not row[14]:
+            closed.append(("cancelled", "endpoint was removed", now_ms, row[0]))
+        elif not row[15]:
+            closed.append(("abandoned", "endpoint is inactive", now_ms, row[0]))
+        else:
+            found[row[0]] = _attempt_job(row, now_ms)
     connection.executemany(
         "UPDATE deliveries SET status = ?, next_due_ms = NULL, reason = ?,"
         " updated_ms = ? WHERE id = ?",
         closed,
     )
     jobs = [found[delivery_id] for delivery_id in delivery_ids if delivery_id in found]
-    connection.executemany(
+    if not jobs:
+        return jobs
+    connection.execute(
         "INSERT INTO attempts (delivery_id, number, attempt_id, started_ms)"
-        " VALUES (?, ?, ?, ?)",
-        [(job.delivery_id, job.number, job.attempt_id, now_ms) for job in jobs],
+        " SELECT value ->> 0, value ->> 1, value ->> 2, ? FROM json_each(?)",
+        (now_ms, _json([(job.delivery_id, job.number, job.attempt_id) for job in jobs])),
     )
-    connection.executemany(
-        "UPDATE deliveries SET attempt_count = ?, next_due_ms = NULL,"
-        " last_attempt_ms = ?, updated_ms = ? WHERE id = ?",
-        [(job.number, now_ms, now_ms, job.delivery_id) for job in jobs],
+    # attempt_count + 1 is each job's number: both read in this transaction.
+    connection.execute(
+        "UPDATE deliveries SET attempt_count = attempt_count + 1, next_due_ms = NULL,"
+        " last_attempt_ms = ?, updated_ms = ? WHERE id IN (SELECT value FROM json_each(?))",
+        (now_ms, now_ms, _json([job.delivery_id for job in jobs])),
     )
     return jobs
 
 
-def _attempt_job(row: sqlite3.Row | tuple, now_ms: int) -> AttemptJob:
+def _attempt_job(row: list, now_ms: int) -> AttemptJob:
     until_ms = row[11]
     previous_secret = row[10] if until_ms is not None and until_ms > now_ms else None
     return AttemptJob(
@@ -235,7 +245,7 @@ def _attempt_job(row: sqlite3.Row | tuple, now_ms: int) -> AttemptJob:
         endpoint_kind=row[7],
         event_id=row[4],
         event_name=row[5],
-        body=bytes(row[6]),
+        body=row[6].encode(),
         number=row[3] + 1,
         attempt_id=new_uuid(),
         started_ms=now_ms,
@@ -254,32 +264,49 @@ def record_outcomes(
     """Store attempt results and move each delivery to its next state.
 
     A delivery cancelled while its attempt was in flight stays cancelled.
-    Returns the endpoints that these outcomes deactivated.
+    Returns the endpoints that these outcomes deactivated. Each statement
+    covers the whole batch (see _json_result).
     """
     outcomes = list(outcomes)
-    connection.executemany(
-        "UPDATE attempts SET duration_ms = ?, status_code = ?, error_kind = ?,"
-        " response_excerpt = ?, outcome = ? WHERE delivery_id = ? AND number = ?",
-        [
-            (
-                item.duration_ms,
-                item.status_code,
-                item.error_kind,
-                item.response_excerpt,
-                item.attempt_outcome,
-                item.delivery_id,
-                item.number,
-            )
-            for item in outcomes
-        ],
+    if not outcomes:
+        return []
+    connection.execute(
+        "UPDATE attempts SET duration_ms = v.value ->> 2, status_code = v.value ->> 3,"
+        " error_kind = v.value ->> 4, response_excerpt = v.value ->> 5,"
+        " outcome = v.value ->> 6 FROM json_each(?) AS v"
+        " WHERE attempts.delivery_id = v.value ->> 0 AND attempts.number = v.value ->> 1",
+        (
+            _json(
+                [
+                    (
+                        item.delivery_id,
+                        item.number,
+                        item.duration_ms,
+                        item.status_code,
+                        item.error_kind,
+                        item.response_excerpt,
+                        item.attempt_outcome,
+                    )
+                    for item in outcomes
+                ]
+            ),
+        ),
     )
-    connection.executemany(
-        "UPDATE deliveries SET status = ?, next_due_ms = ?, reason = ?, updated_ms = ?"
-        " WHERE id = ? AND status = 'pending'",
-        [
-            (item.delivery_status, item.next_due_ms, item.reason, now_ms, item.delivery_id)
-            for item in outcomes
-        ],
+    # One row per delivery, the last outcome winning, as one UPDATE each would.
+    latest = {item.delivery_id: item for item in outcomes}
+    connection.execute(
+        "UPDATE deliveries SET status = v.value ->> 1, next_due_ms = v.value ->> 2,"
+        " reason = v.value ->> 3, updated_ms = ? FROM json_each(?) AS v"
+        " WHERE deliveries.id = v.value ->> 0 AND deliveries.status = 'pending'",
+        (
+            now_ms,
+            _json(
+                [
+                    (item.delivery_id, item.delivery_status, item.next_due_ms, item.reason)
+                    for item in latest.values()
+                ]
+            ),
+        ),
     )
     return endpoints.apply_outcomes(connection, outcomes, now_ms)
 
@@ -432,3 +459,22 @@ def count_pending(connection: sqlite3.Connection) -> int:
         "SELECT COUNT(*) FROM deliveries WHERE status = 'pending'"
     ).fetchone()
     return row[0]
+
+
+def _json(values: list) -> str:
+    return orjson.dumps(values).decode()
+
+
+def _json_result(
+    connection: sqlite3.Connection, sql: str, parameters: tuple
+) -> list[list]:
+    """Run a query that returns its rows as one JSON array, and parse it.
+
+    sqlite3 lets other threads take the GIL during every step of a
+    statement, that is once per row fetched or per set of executemany
+    parameters, and taking it back can wait for the event loop's switch
+    interval (5 ms). Batch statements therefore read and write through one
+    JSON value each, which costs one step whatever the batch size.
+    """
+    text = connection.execute(sql, parameters).fetchone()[0]
+    return orjson.loads(text)

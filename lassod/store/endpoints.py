@@ -122,23 +122,25 @@ def apply_outcomes(
 ) -> list[Deactivation]:
     """Move failure streaks and deactivate endpoints as the outcomes require."""
     outcomes = [item for item in outcomes if item.endpoint_id is not None]
+    # One statement per endpoint, not per outcome: a batch often holds many
+    # outcomes of one endpoint. Successes clear a streak first; then the
+    # first failure of each endpoint starts one if none is running.
+    succeeded = {
+        item.endpoint_id: None for item in outcomes if item.attempt_outcome == "succeeded"
+    }
     connection.executemany(
         "UPDATE endpoints SET failing_since_ms = NULL"
         " WHERE id = ? AND failing_since_ms IS NOT NULL",
-        [
-            (item.endpoint_id,)
-            for item in outcomes
-            if item.attempt_outcome == "succeeded"
-        ],
+        [(endpoint_id,) for endpoint_id in succeeded],
     )
+    first_failures: dict[str, int] = {}
+    for item in outcomes:
+        if item.attempt_outcome != "succeeded" and item.endpoint_id not in first_failures:
+            first_failures[item.endpoint_id] = item.started_ms or now_ms
     connection.executemany(
         "UPDATE endpoints SET failing_since_ms = ?"
         " WHERE id = ? AND failing_since_ms IS NULL",
-        [
-            (item.started_ms or now_ms, item.endpoint_id)
-            for item in outcomes
-            if item.attempt_outcome != "succeeded"
-        ],
+        [(since, endpoint_id) for endpoint_id, since in first_failures.items()],
     )
 
     deactivated = []

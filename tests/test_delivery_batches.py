@@ -1,0 +1,154 @@
+"""Batch statements of the delivery store, on a real SQLite file."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import replace
+
+import pytest
+
+from lassod.store import Database
+from lassod.store import deliveries as queries
+from lassod.store.deliveries import AttemptOutcome
+from lassod.store.endpoints import EndpointSettings, save_endpoint
+from lassod.store.keys import ensure_company
+
+BODY = '{"event":"test.event","data":{"text":"caf\\u00e9 \\"quoted\\" \\\\ \\u2028"}}'.encode()
+
+
+def seed(connection: sqlite3.Connection, count: int, due_ms: int) -> list[str]:
+    company_id = ensure_company(connection, "acme", 1)
+    save_endpoint(
+        connection,
+        "ep_1",
+        company_id,
+        "subscription",
+        EndpointSettings("http://127.0.0.1:9/hook", "whsec_1", None, None, None, None),
+        1,
+    )
+    queued = [
+        queries.emit_event(connection, company_id, "test.event", BODY, ["ep_1"], due_ms)[0]
+        for _ in range(count)
+    ]
+    return [item.delivery_id for item in queued]
+
+
+def outcome(job, attempt_outcome: str, status: str, next_due_ms=None) -> AttemptOutcome:
+    return AttemptOutcome(
+        delivery_id=job.delivery_id,
+        number=job.number,
+        duration_ms=7,
+        status_code=204 if attempt_outcome == "succeeded" else 500,
+        error_kind=None,
+        response_excerpt="réponse \u2028 \"x\"",
+        attempt_outcome=attempt_outcome,
+        delivery_status=status,
+        next_due_ms=next_due_ms,
+        endpoint_id=job.endpoint_id,
+        started_ms=job.started_ms,
+    )
+
+
+@pytest.fixture
+async def database(tmp_path):
+    opened = await Database.open(str(tmp_path / "batch.db"))
+    yield opened
+    await opened.close()
+
+
+async def test_begin_keeps_order_and_exact_body(database):
+    ids = await database.transaction(seed, 3, 1_000)
+    wanted = [ids[2], ids[0], "dlv_missing", ids[2]]
+
+    jobs = await database.transaction(queries.begin_attempts, wanted, 2_000)
+
+    assert [job.delivery_id for job in jobs] == [ids[2], ids[0]]
+    assert all(job.body == BODY for job in jobs)
+    assert [job.number for job in jobs] == [1, 1]
+    assert jobs[0].secret == "whsec_1"
+    rows = await database.read(
+        lambda connection: connection.execute(
+            "SELECT id, attempt_count, next_due_ms, last_attempt_ms FROM deliveries"
+            " ORDER BY id"
+        ).fetchall()
+    )
+    started = {row[0]: tuple(row[1:]) for row in rows}
+    assert started[ids[0]] == started[ids[2]] == (1, None, 2_000)
+    assert started[ids[1]] == (0, 1_000, None)
+
+
+async def test_outcomes_update_each_row_once(database):
+    ids = await database.transaction(seed, 3, 1_000)
+    jobs = await database.transaction(queries.begin_attempts, ids, 2_000)
+    first, second, third = jobs
+    batch = [
+        outcome(first, "succeeded", "succeeded"),
+        outcome(second, "failed", "pending", next_due_ms=9_000),
+        outcome(third, "failed", "pending", next_due_ms=9_000),
+        # A later outcome of the same delivery wins, as it would row by row.
+        replace(outcome(third, "failed", "abandoned"), reason="all attempts failed"),
+    ]
+
+    await database.transaction(queries.record_outcomes, batch, 3_000)
+
+    def read(connection: sqlite3.Connection):
+        deliveries = connection.execute(
+            "SELECT id, status, next_due_ms, reason, updated_ms FROM deliveries"
+        ).fetchall()
+        attempts = connection.execute(
+            "SELECT delivery_id, duration_ms, status_code, response_excerpt, outcome"
+            " FROM attempts"
+        ).fetchall()
+        streak = connection.execute(
+            "SELECT failing_since_ms FROM endpoints WHERE id = 'ep_1'"
+        ).fetchone()[0]
+        return (
+            {row[0]: tuple(row[1:]) for row in deliveries},
+            {row[0]: tuple(row[1:]) for row in attempts},
+            streak,
+        )
+
+    deliveries, attempts, streak = await database.read(read)
+    assert deliveries[first.delivery_id] == ("succeeded", None, None, 3_000)
+    assert deliveries[second.delivery_id] == ("pending", 9_000, None, 3_000)
+    assert deliveries[third.delivery_id] == ("abandoned", None, "all attempts failed", 3_000)
+    assert attempts[first.delivery_id] == (7, 204, "réponse \u2028 \"x\"", "succeeded")
+    assert attempts[third.delivery_id][3] == "failed"
+    # The success cleared no streak (none ran); the first failure started one.
+    assert streak == second.started_ms
+
+
+async def test_cancelled_delivery_stays_cancelled(database):
+    ids = await database.transaction(seed, 1, 1_000)
+    [job] = await database.transaction(queries.begin_attempts, ids, 2_000)
+    await database.transaction(
+        queries.cancel_pending_for_endpoint, "ep_1", "endpoint was removed", 2_500
+    )
+
+    await database.transaction(
+        queries.record_outcomes, [outcome(job, "succeeded", "succeeded")], 3_000
+    )
+
+    status = await database.read(
+        lambda connection: connection.execute("SELECT status FROM deliveries").fetchone()[0]
+    )
+    assert status == "cancelled"
+
+
+async def test_pending_due_after_pages_in_order(database):
+    await database.transaction(seed, 7, 1_000)
+    await database.transaction(seed, 5, 500)
+
+    pages = []
+    after = (0, "")
+    while True:
+        page = await database.read(queries.pending_due_after, after, 2_000, 4)
+        pages.append(page)
+        if len(page) < 4:
+            break
+        after = (page[-1].due_ms, page[-1].delivery_id)
+
+    found = [(item.due_ms, item.delivery_id) for page in pages for item in page]
+    assert len(found) == 12
+    assert found == sorted(found)
+    assert all(item.url == "http://127.0.0.1:9/hook" for page in pages for item in page)
