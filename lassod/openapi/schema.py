@@ -88,7 +88,7 @@ COMMON_SCHEMAS: dict[str, Schema] = {
                 "enum": [
                     "invalid_request", "unauthenticated", "forbidden", "not_found",
                     "conflict", "payload_too_large", "validation_error", "rate_limited",
-                    "internal_error",
+                    "internal_error", "unavailable",
                 ]
             },
             "message": {"type": "string"},

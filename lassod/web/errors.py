@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from typing import Any, Awaitable, Callable
 
@@ -11,6 +12,7 @@ from aiohttp import web
 
 from lassod.ids import new_id
 from lassod.logs import logger
+from lassod.store.database import StoreError
 from lassod.validation import ValidationError
 from lassod.web.state import SETTINGS
 
@@ -25,7 +27,10 @@ ERROR_TYPES = {
     422: "validation_error",
     429: "rate_limited",
     500: "internal_error",
+    503: "unavailable",
 }
+# Retry-After, in seconds, of a 503 for a locked or failing database.
+DATABASE_RETRY_AFTER_S = 5
 REQUEST_ID_HEADER = "X-Request-Id"
 REQUEST_ID = web.RequestKey("request_id", str)
 _MAX_REQUEST_ID_LENGTH = 128
@@ -109,6 +114,23 @@ async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
         )
     except web.HTTPException as error:
         response = _http_exception_response(request, error)
+    except (sqlite3.OperationalError, StoreError) as error:
+        # Locked by another process, a failing disk, or closed at shutdown:
+        # the transaction was rolled back, and the same request may succeed
+        # later.
+        logger.warning(
+            "api_database_unavailable",
+            method=request.method,
+            path=request.path,
+            error=f"{type(error).__name__}: {error}",
+        )
+        response = error_response(
+            request,
+            503,
+            "the database is unavailable (locked or failing); nothing was changed,"
+            f" retry in {DATABASE_RETRY_AFTER_S} s",
+        )
+        response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER_S)
     except Exception:
         logger.exception("api_request_failed", method=request.method, path=request.path)
         response = error_response(
