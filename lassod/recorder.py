@@ -45,10 +45,11 @@ class OutcomeRecorder:
         self._starts: list[_Start] = []
         self._queued = False
         # Takes queued with the database and not yet handled on the loop.
-        self._open_takes = 0
+        self._open_takes: set[_Take] = set()
         self._idle = asyncio.Event()
         self._idle.set()
         self._retry: asyncio.TimerHandle | None = None
+        self._stopped = False
 
     def add(self, outcome: AttemptOutcome) -> None:
         with self._lock:
@@ -73,10 +74,26 @@ class OutcomeRecorder:
         """Wait until every outcome and start added so far is committed."""
         await self._idle.wait()
 
-    async def stop(self) -> None:
-        await self.drain()
+    async def stop(self, timeout_s: float) -> None:
+        """Wait up to timeout_s for the work added so far to be committed."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self.drain()
+        except TimeoutError:
+            with self._lock:
+                outcomes = len(self._waiting)
+                starts = sum(len(ids) for ids, _ in self._starts)
+            for take in self._open_takes:
+                outcomes += len(take.batch)
+                starts += sum(len(ids) for ids, _ in take.starts)
+            # The next start records these attempts as interrupted.
+            logger.error(
+                "outcomes_not_recorded", outcomes=outcomes, attempt_starts=starts
+            )
+        self._stopped = True
         if self._retry is not None:
             self._retry.cancel()
+            self._retry = None
 
     def _queue_take(self) -> None:
         """Make sure a take is queued for the next group commit."""
@@ -89,7 +106,7 @@ class OutcomeRecorder:
                 return
             self._queued = True
         take = _Take(self)
-        self._open_takes += 1
+        self._open_takes.add(take)
         self._database.submit(take.record_and_begin).add_done_callback(take.committed)
 
     def _taken(self) -> tuple[list[AttemptOutcome], list[_Start]]:
@@ -103,7 +120,7 @@ class OutcomeRecorder:
 
     def _committed(self, take: _Take, error: BaseException | None) -> None:
         """Hand out a take's results, or put its work back after a failure."""
-        self._open_takes -= 1
+        self._open_takes.discard(take)
         if error is not None:
             with self._lock:
                 if not take.ran:
@@ -111,15 +128,17 @@ class OutcomeRecorder:
                     self._queued = False
                 self._waiting[:0] = take.batch
                 self._starts[:0] = take.starts
+                waiting = len(self._waiting)
+                starts = sum(len(ids) for ids, _ in self._starts)
             # NOTE: a failing disk stalls recording here, which is the safe
             # side: deliveries stay in flight and are retried at restart.
             logger.error(
                 "outcome_commit_failed",
-                batch_size=len(take.batch),
-                starts=sum(len(ids) for ids, _ in take.starts),
+                outcomes_waiting=waiting,
+                starts_waiting=starts,
                 error=repr(error),
             )
-            if self._retry is None:
+            if self._retry is None and not self._stopped:
                 self._retry = asyncio.get_running_loop().call_later(
                     RETRY_PAUSE_S, self._retry_now
                 )
@@ -131,7 +150,7 @@ class OutcomeRecorder:
             more = bool(self._waiting or self._starts)
         if more:
             self._queue_take()
-        elif self._open_takes == 0 and self._retry is None:
+        elif not self._open_takes and self._retry is None:
             self._idle.set()
 
     def _retry_now(self) -> None:

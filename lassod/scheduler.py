@@ -109,22 +109,23 @@ class Scheduler:
             self._wake.set()
 
     async def stop(self, grace_s: float) -> None:
-        """Stop dispatching, let attempts finish within grace_s, record all."""
+        """Stop dispatching, let attempts finish within grace_s, record all.
+
+        Recording the outcomes gets up to grace_s more, which only a locked
+        or failing database uses up. What is not recorded by then is found
+        at the next start as interrupted attempts.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace_s
         self._stopping = True
         self._wake.set()
         if self._task is not None:
             await self._task
         # Attempts whose start is being committed are sent too, so none is
         # recorded as begun without a request.
-        if self._beginning:
-            await asyncio.wait(set(self._beginning))
-        if self._in_flight:
-            done, pending = await asyncio.wait(set(self._in_flight), timeout=grace_s)
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending)
-        await self._recorder.stop()
+        await _finish_or_cancel(self._beginning, deadline - loop.time())
+        await _finish_or_cancel(self._in_flight, deadline - loop.time())
+        await self._recorder.stop(grace_s)
 
     def apply_settings(self, settings: DeliverySettings) -> None:
         """Use new delivery settings from the next pass of the loop on.
@@ -345,6 +346,17 @@ class Scheduler:
                     QueuedDelivery(outcome.next_due_ms, outcome.delivery_id, url)
                 )
         self.notify(retried)
+
+
+async def _finish_or_cancel(tasks: set[asyncio.Task[None]], timeout_s: float) -> None:
+    """Wait up to timeout_s for the tasks, then cancel the rest and wait for them."""
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(set(tasks), timeout=max(timeout_s, 0))
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.wait(pending)
 
 
 def _log_attempt(job: AttemptJob, result: AttemptResult, outcome: AttemptOutcome) -> None:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
+import time
 
 import pytest
 
 from lassod import recorder
-from lassod.store import deliveries
+from lassod.store import Database, deliveries
+from lassod.store.deliveries import AttemptOutcome
 from tests.conftest import eventually
 from tests.delivery_helpers import complete, create_table
 
@@ -73,4 +76,33 @@ async def test_failed_commit_is_retried_without_loss(
     # attempt, sent once.
     assert len(receiver.received) == 1
     failures = [entry for entry in captured_logs if entry["event"] == "outcome_commit_failed"]
-    assert [(entry["batch_size"], entry["starts"]) for entry in failures] == [logged]
+    waiting = [(entry["outcomes_waiting"], entry["starts_waiting"]) for entry in failures]
+    assert waiting == [logged]
+
+
+async def test_stop_gives_up_on_a_stuck_commit(tmp_path, monkeypatch, captured_logs):
+    """A commit that cannot finish must not hold the shutdown past its bound."""
+    release = threading.Event()
+
+    def stuck(connection, outcomes, delivery_ids, now_ms):
+        # Runs on the SQLite thread, as a commit blocked by a lock would.
+        release.wait(5)
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(recorder, "record_and_begin", stuck)
+    database = await Database.open(str(tmp_path / "stuck.db"))
+    outcomes = recorder.OutcomeRecorder(database, lambda batch, deactivated: None)
+    outcomes.add(
+        AttemptOutcome("dlv_1", 1, 5, 204, None, "", "succeeded", "succeeded", None)
+    )
+    try:
+        started = time.monotonic()
+        await outcomes.stop(0.2)
+        elapsed = time.monotonic() - started
+    finally:
+        release.set()
+        await database.close()
+
+    assert elapsed < 1.0
+    [entry] = [item for item in captured_logs if item["event"] == "outcomes_not_recorded"]
+    assert (entry["outcomes"], entry["attempt_starts"]) == (1, 0)

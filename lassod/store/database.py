@@ -184,8 +184,8 @@ def _commit_turn(database: Database, loop: asyncio.AbstractEventLoop) -> None:
 
     A group queued during a commit starts as soon as that commit ends,
     without waiting for the event loop to hand it over. After
-    GROUPS_PER_TURN groups the turn ends, so that reads queued behind it
-    run, and the event loop starts a new turn.
+    GROUPS_PER_TURN groups, or after a group fails, the turn ends, so that
+    reads queued behind it run, and the event loop starts a new turn.
     """
     # Raises ValueError, before any group is taken, if the connection closed.
     connection = database.raw
@@ -196,14 +196,20 @@ def _commit_turn(database: Database, loop: asyncio.AbstractEventLoop) -> None:
                 database._committing = False
                 return
         started = time.perf_counter()
+        failed = False
         try:
             _in_group(connection, group)
         except BaseException as error:
             # No work in the group was committed.
+            failed = True
             for item in group:
                 item.error = error
         elapsed = time.perf_counter() - started
         _call_on_loop(loop, database._finish_group, group, elapsed)
+        if failed:
+            # A locked or failing database may block each group for the
+            # busy timeout: let queued reads answer before the next try.
+            break
     _call_on_loop(loop, database._start_turn)
 
 
