@@ -45,3 +45,23 @@ def test_quick_benchmark_writes_results(tmp_path):
     failing = results["failing"]
     assert failing["healthy_received"] == failing["healthy_events"]
     assert results["throughput"]["bad_signatures"] == 0
+
+
+@pytest.mark.timeout(60)
+def test_gil_measurement_runs(tmp_path):
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench.gil", "--deliveries", "300", "--group", "50"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=50,
+    )
+
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    lines = completed.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines] == [
+        "main thread idle",
+        "main thread busy",
+    ]
+    # 300 deliveries in groups of 50, plus the group that records the last outcomes.
+    assert all("7 groups of 50" in line for line in lines)
