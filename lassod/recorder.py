@@ -110,7 +110,7 @@ class OutcomeRecorder:
         self._database.submit(take.record_and_begin).add_done_callback(take.committed)
 
     def _taken(self) -> tuple[list[AttemptOutcome], list[_Start]]:
-        """Take the work waiting now; runs on the SQLite thread."""
+        """Take the work waiting now, on the SQLite thread."""
         with self._lock:
             batch = self._waiting[:MAX_BATCH]
             del self._waiting[:MAX_BATCH]
@@ -130,8 +130,9 @@ class OutcomeRecorder:
                 self._starts[:0] = take.starts
                 waiting = len(self._waiting)
                 starts = sum(len(ids) for ids, _ in self._starts)
-            # NOTE: a failing disk stalls recording here, which is the safe
-            # side: deliveries stay in flight and are retried at restart.
+            # NOTE: while the disk fails, recording stalls here and is tried
+            # again every RETRY_PAUSE_S. Deliveries stay in flight, which is
+            # the safe side: a restart finds their attempts interrupted.
             logger.error(
                 "outcome_commit_failed",
                 outcomes_waiting=waiting,
@@ -173,7 +174,7 @@ class _Take:
         self.jobs: list[AttemptJob] = []
 
     def record_and_begin(self, connection: sqlite3.Connection) -> None:
-        """Record what waits now; runs on the SQLite thread inside the group."""
+        """Record the work waiting now, on the SQLite thread inside the group."""
         self.batch, self.starts = self._recorder._taken()
         self.ran = True
         delivery_ids = [item for ids, _ in self.starts for item in ids]

@@ -58,9 +58,9 @@ async def database(tmp_path):
 
 async def test_begin_keeps_order_and_exact_body(database):
     ids = await database.transaction(seed, 3, 1_000)
-    wanted = [ids[2], ids[0], "dlv_missing", ids[2]]
+    requested = [ids[2], ids[0], "dlv_missing", ids[2]]
 
-    jobs = await database.transaction(queries.begin_attempts, wanted, 2_000)
+    jobs = await database.transaction(queries.begin_attempts, requested, 2_000)
 
     assert [job.delivery_id for job in jobs] == [ids[2], ids[0]]
     assert all(job.body == BODY for job in jobs)

@@ -120,7 +120,7 @@ async def test_read_runs_between_turns_of_busy_commits(tmp_path, monkeypatch):
     finally:
         await database.close()
 
-    # The read was answered while the chain was still committing.
+    # The read completed while the chain was still committing.
     assert unfinished > 50
 
 

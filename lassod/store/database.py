@@ -31,11 +31,12 @@ MINIMUM_SQLITE = (3, 38, 0)
 
 
 def sqlite_version_info() -> tuple[int, ...]:
+    """Return the version of the SQLite library that sqlite3 uses."""
     return sqlite3.sqlite_version_info
 
 
 class StoreError(Exception):
-    """The database could not be opened or migrated."""
+    """The database could not be opened or migrated, or is closed."""
 
 
 class Database:
@@ -53,7 +54,7 @@ class Database:
         # Called with (query function name, seconds) after each operation.
         self.on_operation: Callable[[str, float], None] | None = None
         # Transactions waiting for the next group, shared with the SQLite
-        # thread; _committing is True while that thread has a turn to run.
+        # thread. _committing is True while that thread has a turn to run.
         self._lock = threading.Lock()
         self._queued: list[_Work] = []
         self._committing = False
@@ -133,7 +134,7 @@ class Database:
                     item.future.set_exception(StoreError("database is closed"))
 
     def _finish_group(self, group: list[_Work], elapsed: float) -> None:
-        """Resolve a committed group's futures; runs on the event loop."""
+        """Resolve a committed group's futures on the event loop."""
         if self.on_operation is not None:
             for name in {item.function.__name__ for item in group}:
                 self.on_operation(name, elapsed)
@@ -180,7 +181,7 @@ class _Work:
 
 
 def _commit_turn(database: Database, loop: asyncio.AbstractEventLoop) -> None:
-    """Commit queued groups one after another; runs on aiosqlite's thread.
+    """Commit queued groups one after another on aiosqlite's thread.
 
     A group queued during a commit starts as soon as that commit ends,
     without waiting for the event loop to hand it over. After
@@ -208,7 +209,7 @@ def _commit_turn(database: Database, loop: asyncio.AbstractEventLoop) -> None:
         _call_on_loop(loop, database._finish_group, group, elapsed)
         if failed:
             # A locked or failing database may block each group for the
-            # busy timeout: let queued reads answer before the next try.
+            # busy timeout: let queued reads run before the next try.
             break
     _call_on_loop(loop, database._start_turn)
 

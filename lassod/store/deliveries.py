@@ -144,7 +144,7 @@ def pending_due_after(
         " ORDER BY d.next_due_ms, d.id LIMIT ?)",
         (until_ms, after[0], after[0], after[1], limit),
     )
-    # An aggregate's order is not guaranteed; callers rely on it.
+    # SQLite does not guarantee an aggregate's order, and callers rely on it.
     rows.sort()
     return [QueuedDelivery(row[0], row[1], row[2]) for row in rows]
 
@@ -172,7 +172,7 @@ def target_urls(
     return urls
 
 
-# Deliveries read per SELECT in target_urls; far below SQLite's limit of
+# Deliveries read per SELECT in target_urls, far below SQLite's limit of
 # 32,766 bound parameters (SQLite 3.32 and later).
 BEGIN_CHUNK = 500
 
@@ -472,9 +472,10 @@ def _json_result(
 
     sqlite3 lets other threads take the GIL during every step of a
     statement, that is once per row fetched or per set of executemany
-    parameters, and taking it back can wait for the event loop's switch
-    interval (5 ms). Batch statements therefore read and write through one
-    JSON value each, which costs one step whatever the batch size.
+    parameters. Taking it back can wait for the interpreter's switch
+    interval (5 ms by default) while the event loop thread runs. Batch
+    statements therefore read and write through one JSON value each, which
+    costs one step whatever the batch size.
     """
     text = connection.execute(sql, parameters).fetchone()[0]
     return orjson.loads(text)

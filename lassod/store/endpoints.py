@@ -122,8 +122,8 @@ def apply_outcomes(
 ) -> list[Deactivation]:
     """Move failure streaks and deactivate endpoints as the outcomes require."""
     outcomes = [item for item in outcomes if item.endpoint_id is not None]
-    # One statement per endpoint, not per outcome: a batch often holds many
-    # outcomes of one endpoint. Successes clear a streak first; then the
+    # One statement per endpoint, not per outcome: a batch often contains
+    # many outcomes of one endpoint. Successes clear a streak first, then the
     # first failure of each endpoint starts one if none is running.
     succeeded = {
         item.endpoint_id: None for item in outcomes if item.attempt_outcome == "succeeded"
