@@ -152,3 +152,16 @@ async def test_pending_due_after_pages_in_order(database):
     assert len(found) == 12
     assert found == sorted(found)
     assert all(item.url == "http://127.0.0.1:9/hook" for page in pages for item in page)
+
+
+async def test_body_bytes_survive_any_encoding(database):
+    """Bodies that are not UTF-8 (written by another tool, say) still go out unchanged."""
+    ids = await database.transaction(seed, 1, 1_000)
+    raw = b'{"event":"test.event","data":"\xff\xfe\x00 latin-1 \xe9"}'
+    await database.transaction(
+        lambda connection: connection.execute("UPDATE events SET body = ?", (raw,))
+    )
+
+    [job] = await database.transaction(queries.begin_attempts, ids, 2_000)
+
+    assert job.body == raw

@@ -179,7 +179,7 @@ BEGIN_CHUNK = 500
 _ATTEMPT_SOURCE = (
     "SELECT json_group_array(json_array("
     " d.id, d.company_id, d.endpoint_id, d.attempt_count, e.id, e.name,"
-    " CAST(e.body AS TEXT), p.kind, p.url, p.secret, p.previous_secret,"
+    " hex(e.body), p.kind, p.url, p.secret, p.previous_secret,"
     " p.previous_secret_until_ms, p.auth_header_name, p.auth_header_value,"
     " p.id IS NOT NULL, p.active, p.failing_since_ms))"
     " FROM deliveries d JOIN events e ON e.id = d.event_id"
@@ -245,7 +245,8 @@ def _attempt_job(row: list, now_ms: int) -> AttemptJob:
         endpoint_kind=row[7],
         event_id=row[4],
         event_name=row[5],
-        body=row[6].encode(),
+        # In hex, so that any stored bytes survive the trip through JSON.
+        body=bytes.fromhex(row[6]),
         number=row[3] + 1,
         attempt_id=new_uuid(),
         started_ms=now_ms,
