@@ -165,3 +165,70 @@ async def test_body_bytes_survive_any_encoding(database):
     [job] = await database.transaction(queries.begin_attempts, ids, 2_000)
 
     assert job.body == raw
+
+
+def limit_string_length(connection: sqlite3.Connection, limit: int) -> None:
+    connection.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, limit)
+
+
+def seed_large(connection: sqlite3.Connection, events: int, endpoints: int) -> list[str]:
+    """Store `events` events of 300 KB, each for `endpoints` endpoints."""
+    company_id = ensure_company(connection, "acme", 1)
+    endpoint_ids = [f"ep_{number}" for number in range(endpoints)]
+    for endpoint_id in endpoint_ids:
+        settings = EndpointSettings("http://127.0.0.1:9/hook", None, None, None, None, None)
+        save_endpoint(connection, endpoint_id, company_id, "subscription", settings, 1)
+    ids = []
+    for number in range(events):
+        body = b'{"event":"test.event","data":"' + bytes([65 + number]) * 300_000 + b'"}'
+        queued = queries.emit_event(
+            connection, company_id, "test.event", body, endpoint_ids, 1_000
+        )
+        ids.extend(item.delivery_id for item in queued)
+    return ids
+
+
+async def test_large_bodies_stay_under_the_string_limit(database, monkeypatch):
+    """A batch of large bodies must not exceed SQLite's longest string."""
+    monkeypatch.setattr(queries, "BODY_CHUNK_BYTES", 500_000)
+    await database.read(limit_string_length, 2_000_000)
+    ids = await database.transaction(seed_large, 4, 5)
+
+    jobs = await database.transaction(queries.begin_attempts, ids, 2_000)
+
+    assert len(jobs) == 20
+    assert {len(job.body) for job in jobs} == {300_000 + len('{"event":"test.event","data":""}')}
+    assert len({job.body for job in jobs}) == 4
+
+
+async def test_first_final_outcome_wins(database):
+    ids = await database.transaction(seed, 1, 1_000)
+    [job] = await database.transaction(queries.begin_attempts, ids, 2_000)
+    batch = [
+        outcome(job, "succeeded", "succeeded"),
+        outcome(job, "failed", "pending", next_due_ms=9_000),
+    ]
+
+    await database.transaction(queries.record_outcomes, batch, 3_000)
+
+    row = await database.read(
+        lambda connection: connection.execute(
+            "SELECT status, next_due_ms FROM deliveries"
+        ).fetchone()
+    )
+    assert tuple(row) == ("succeeded", None)
+
+
+async def test_excerpt_keeps_text_after_nul(database):
+    ids = await database.transaction(seed, 1, 1_000)
+    [job] = await database.transaction(queries.begin_attempts, ids, 2_000)
+    failed = replace(outcome(job, "failed", "pending", 9_000), response_excerpt="ab\x00cd")
+
+    await database.transaction(queries.record_outcomes, [failed], 3_000)
+
+    excerpt = await database.read(
+        lambda connection: connection.execute(
+            "SELECT response_excerpt FROM attempts"
+        ).fetchone()[0]
+    )
+    assert excerpt == "ab\ufffdcd"

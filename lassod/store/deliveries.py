@@ -179,7 +179,7 @@ BEGIN_CHUNK = 500
 _ATTEMPT_SOURCE = (
     "SELECT json_group_array(json_array("
     " d.id, d.company_id, d.endpoint_id, d.attempt_count, e.id, e.name,"
-    " hex(e.body), p.kind, p.url, p.secret, p.previous_secret,"
+    " length(e.body), p.kind, p.url, p.secret, p.previous_secret,"
     " p.previous_secret_until_ms, p.auth_header_name, p.auth_header_value,"
     " p.id IS NOT NULL, p.active, p.failing_since_ms))"
     " FROM deliveries d JOIN events e ON e.id = d.event_id"
@@ -187,6 +187,10 @@ _ATTEMPT_SOURCE = (
     " WHERE d.status = 'pending' AND d.next_due_ms IS NOT NULL"
     " AND d.id IN (SELECT value FROM json_each(?))"
 )
+# Event bytes read per statement. A body travels as hex inside one JSON
+# value, and SQLite caps a string at 1e9 bytes (SQLITE_MAX_LENGTH) by
+# default, so large bodies are read a few at a time.
+BODY_CHUNK_BYTES = 4 * 1024 * 1024
 
 
 def begin_attempts(
@@ -204,7 +208,7 @@ def begin_attempts(
     """
     # A repeated id would otherwise get two attempt rows with one number.
     delivery_ids = list(dict.fromkeys(delivery_ids))
-    found: dict[str, AttemptJob] = {}
+    open_rows: dict[str, list] = {}
     closed = []
     for row in _json_result(connection, _ATTEMPT_SOURCE, (_json(delivery_ids),)):
         if not row[14]:
@@ -212,7 +216,12 @@ def begin_attempts(
         elif not row[15]:
             closed.append(("abandoned", "endpoint is inactive", now_ms, row[0]))
         else:
-            found[row[0]] = _attempt_job(row, now_ms)
+            open_rows[row[0]] = row
+    bodies = _event_bodies(connection, {row[4]: row[6] for row in open_rows.values()})
+    found = {
+        delivery_id: _attempt_job(row, bodies[row[4]], now_ms)
+        for delivery_id, row in open_rows.items()
+    }
     connection.executemany(
         "UPDATE deliveries SET status = ?, next_due_ms = NULL, reason = ?,"
         " updated_ms = ? WHERE id = ?",
@@ -235,7 +244,34 @@ def begin_attempts(
     return jobs
 
 
-def _attempt_job(row: list, now_ms: int) -> AttemptJob:
+def _event_bodies(connection: sqlite3.Connection, sizes: dict[str, int]) -> dict[str, bytes]:
+    """Read the bodies of events, given their sizes, in chunks of BODY_CHUNK_BYTES."""
+    bodies: dict[str, bytes] = {}
+    chunk: list[str] = []
+    chunk_bytes = 0
+    for event_id, size in sizes.items():
+        if chunk and chunk_bytes + size > BODY_CHUNK_BYTES:
+            bodies.update(_read_bodies(connection, chunk))
+            chunk, chunk_bytes = [], 0
+        chunk.append(event_id)
+        chunk_bytes += size
+    if chunk:
+        bodies.update(_read_bodies(connection, chunk))
+    return bodies
+
+
+def _read_bodies(connection: sqlite3.Connection, event_ids: list[str]) -> dict[str, bytes]:
+    # In hex, so that any stored bytes survive the trip through JSON.
+    rows = _json_result(
+        connection,
+        "SELECT json_group_array(json_array(id, hex(body))) FROM events"
+        " WHERE id IN (SELECT value FROM json_each(?))",
+        (_json(event_ids),),
+    )
+    return {row[0]: bytes.fromhex(row[1]) for row in rows}
+
+
+def _attempt_job(row: list, body: bytes, now_ms: int) -> AttemptJob:
     until_ms = row[11]
     previous_secret = row[10] if until_ms is not None and until_ms > now_ms else None
     return AttemptJob(
@@ -245,8 +281,7 @@ def _attempt_job(row: list, now_ms: int) -> AttemptJob:
         endpoint_kind=row[7],
         event_id=row[4],
         event_name=row[5],
-        # In hex, so that any stored bytes survive the trip through JSON.
-        body=bytes.fromhex(row[6]),
+        body=body,
         number=row[3] + 1,
         attempt_id=new_uuid(),
         started_ms=now_ms,
@@ -285,7 +320,7 @@ def record_outcomes(
                         item.duration_ms,
                         item.status_code,
                         item.error_kind,
-                        item.response_excerpt,
+                        _without_nul(item.response_excerpt),
                         item.attempt_outcome,
                     )
                     for item in outcomes
@@ -293,8 +328,7 @@ def record_outcomes(
             ),
         ),
     )
-    # One row per delivery, the last outcome winning, as one UPDATE each would.
-    latest = {item.delivery_id: item for item in outcomes}
+    latest = _final_outcomes(outcomes)
     connection.execute(
         "UPDATE deliveries SET status = v.value ->> 1, next_due_ms = v.value ->> 2,"
         " reason = v.value ->> 3, updated_ms = ? FROM json_each(?) AS v"
@@ -310,6 +344,27 @@ def record_outcomes(
         ),
     )
     return endpoints.apply_outcomes(connection, outcomes, now_ms)
+
+
+def _final_outcomes(outcomes: list[AttemptOutcome]) -> dict[str, AttemptOutcome]:
+    """Return, per delivery, the outcome that one UPDATE each in order would leave.
+
+    Those UPDATEs apply only while the delivery is pending, so the first
+    outcome that ends it wins; otherwise the last one does.
+    """
+    final: dict[str, AttemptOutcome] = {}
+    for item in outcomes:
+        earlier = final.get(item.delivery_id)
+        if earlier is None or earlier.delivery_status == "pending":
+            final[item.delivery_id] = item
+    return final
+
+
+def _without_nul(text: str | None) -> str | None:
+    # The ->> operator of SQLite 3.40 ends a string at an escaped NUL.
+    if text is None or "\x00" not in text:
+        return text
+    return text.replace("\x00", "\ufffd")
 
 
 def record_and_begin(
