@@ -6,6 +6,9 @@ import asyncio
 import sqlite3
 import threading
 
+import pytest
+
+from lassod.web import errors
 from tests.delivery_helpers import create_table
 
 
@@ -56,3 +59,25 @@ async def test_locked_database_answers_503_and_recovers(lassod):
     # The same request succeeds once the lock is gone.
     table = await create_table(lassod, key)
     assert table["status"] == "queued"
+
+
+def test_query_faults_are_not_unavailability(tmp_path):
+    """A broken query is a 500 with a traceback, not a retryable 503."""
+    path = str(tmp_path / "faults.db")
+    first = sqlite3.connect(path, isolation_level=None, timeout=0)
+    second = sqlite3.connect(path, isolation_level=None, timeout=0)
+    first.execute("CREATE TABLE items (id INTEGER)")
+    first.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(sqlite3.OperationalError) as locked:
+            second.execute("BEGIN IMMEDIATE")
+        with pytest.raises(sqlite3.OperationalError) as broken:
+            second.execute("SELECT missing FROM items")
+    finally:
+        first.execute("ROLLBACK")
+        first.close()
+        second.close()
+
+    assert errors._database_unavailable(locked.value)
+    assert not errors._database_unavailable(broken.value)
+    assert not errors._database_unavailable(ValueError("not a database error"))

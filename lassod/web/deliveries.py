@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 from aiohttp import web
 
 from lassod import deliveries
@@ -10,6 +12,7 @@ from lassod.logs import logger
 from lassod.store import deliveries as delivery_queries
 from lassod.store import history
 from lassod.store.deliveries import Requeue
+from lassod.store.history import DeliveryDetail
 from lassod.web.common import company_id, page_of
 from lassod.web.errors import ApiError, json_response, not_found
 from lassod.web.state import DATABASE, SCHEDULER
@@ -44,8 +47,8 @@ async def get_delivery(request: web.Request) -> web.Response:
 async def redeliver(request: web.Request) -> web.Response:
     company = await company_id(request)
     delivery_id = request.match_info["delivery_id"]
-    requeue = await request.app[DATABASE].transaction(
-        delivery_queries.redeliver, company, delivery_id, now_ms()
+    requeue, detail = await request.app[DATABASE].transaction(
+        _redeliver_and_read, company, delivery_id, now_ms()
     )
     if requeue.result == "not_found":
         raise not_found("delivery", delivery_id)
@@ -56,12 +59,24 @@ async def redeliver(request: web.Request) -> web.Response:
         delivery_id=delivery_id,
         new_delivery_id=requeue.queued[0].delivery_id,
     )
-    detail = await request.app[DATABASE].read(
-        history.get_delivery, company, requeue.queued[0].delivery_id
-    )
     if detail is None:
         raise not_found("delivery", requeue.queued[0].delivery_id)
     return json_response(deliveries.public_detail(detail), status=201)
+
+
+def _redeliver_and_read(
+    connection: sqlite3.Connection, company: str, delivery_id: str, now: int
+) -> tuple[Requeue, DeliveryDetail | None]:
+    """Queue the redelivery and read it back in one transaction.
+
+    A separate read after the commit could fail on a locked database and
+    turn a stored redelivery into an error, inviting a second one.
+    """
+    requeue = delivery_queries.redeliver(connection, company, delivery_id, now)
+    if requeue.result != "queued":
+        return requeue, None
+    detail = history.get_delivery(connection, company, requeue.queued[0].delivery_id)
+    return requeue, detail
 
 
 def check_requeued(requeue: Requeue, target: str, kind: str) -> None:

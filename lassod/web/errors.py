@@ -114,28 +114,16 @@ async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
         )
     except web.HTTPException as error:
         response = _http_exception_response(request, error)
-    except (sqlite3.OperationalError, StoreError) as error:
-        # Locked by another process, a failing disk, or closed at shutdown:
-        # the transaction was rolled back, and the same request may succeed
-        # later.
-        logger.warning(
-            "api_database_unavailable",
-            method=request.method,
-            path=request.path,
-            error=f"{type(error).__name__}: {error}",
-        )
-        response = error_response(
-            request,
-            503,
-            "the database is unavailable (locked or failing); nothing was changed,"
-            f" retry in {DATABASE_RETRY_AFTER_S} s",
-        )
-        response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER_S)
-    except Exception:
-        logger.exception("api_request_failed", method=request.method, path=request.path)
-        response = error_response(
-            request, 500, "internal error; the request id is in the server log"
-        )
+    except Exception as error:
+        if _database_unavailable(error):
+            response = _unavailable_response(request, error)
+        else:
+            logger.exception(
+                "api_request_failed", method=request.method, path=request.path
+            )
+            response = error_response(
+                request, 500, "internal error; the request id is in the server log"
+            )
     response.headers[REQUEST_ID_HEADER] = request[REQUEST_ID]
     route = _route_name(request)
     log = logger.debug if request.path in _QUIET_PATHS else logger.info
@@ -149,6 +137,49 @@ async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
     on_response = request.app.get(RESPONSE_OBSERVER)
     if on_response is not None:
         on_response(route, request.method, response.status)
+    return response
+
+
+# SQLite result codes of a database that is locked, failing or full, as
+# opposed to a fault in a query.
+_UNAVAILABLE_CODES = (
+    "SQLITE_BUSY",
+    "SQLITE_LOCKED",
+    "SQLITE_IOERR",
+    "SQLITE_FULL",
+    "SQLITE_READONLY",
+    "SQLITE_CANTOPEN",
+    "SQLITE_PROTOCOL",
+)
+
+
+def _database_unavailable(error: Exception) -> bool:
+    if isinstance(error, StoreError):
+        return True
+    if not isinstance(error, sqlite3.OperationalError):
+        return False
+    return (error.sqlite_errorname or "").startswith(_UNAVAILABLE_CODES)
+
+
+def _unavailable_response(request: web.Request, error: Exception) -> web.Response:
+    """Return a 503 for a database that is locked, failing or closed.
+
+    Every handler that writes does so in one transaction, which was rolled
+    back, so the same request may be repeated.
+    """
+    logger.warning(
+        "api_database_unavailable",
+        method=request.method,
+        path=request.path,
+        error=f"{type(error).__name__}: {error}",
+    )
+    response = error_response(
+        request,
+        503,
+        "the database is unavailable (locked or failing); nothing was changed,"
+        f" retry in {DATABASE_RETRY_AFTER_S} s",
+    )
+    response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER_S)
     return response
 
 
