@@ -10,7 +10,12 @@ from typing import Callable
 from lassod.clock import now_ms
 from lassod.logs import logger
 from lassod.store import Database
-from lassod.store.deliveries import AttemptJob, AttemptOutcome, record_and_begin
+from lassod.store.deliveries import (
+    AttemptJob,
+    AttemptOutcome,
+    record_and_begin,
+    take_back_attempts,
+)
 from lassod.store.endpoints import Deactivation
 
 MAX_BATCH = 500
@@ -43,6 +48,7 @@ class OutcomeRecorder:
         self._lock = threading.Lock()
         self._waiting: list[AttemptOutcome] = []
         self._starts: list[_Start] = []
+        self._unsent: list[AttemptJob] = []
         self._queued = False
         # Takes queued with the database and not yet handled on the loop.
         self._open_takes: set[_Take] = set()
@@ -69,6 +75,12 @@ class OutcomeRecorder:
             self._starts.append((delivery_ids, future))
         self._queue_take()
         return await future
+
+    def take_back(self, jobs: list[AttemptJob]) -> None:
+        """Undo committed attempt starts whose requests were never sent."""
+        with self._lock:
+            self._unsent.extend(jobs)
+        self._queue_take()
 
     async def drain(self) -> None:
         """Wait until every outcome and start added so far is committed."""
@@ -109,14 +121,15 @@ class OutcomeRecorder:
         self._open_takes.add(take)
         self._database.submit(take.record_and_begin).add_done_callback(take.committed)
 
-    def _taken(self) -> tuple[list[AttemptOutcome], list[_Start]]:
+    def _taken(self) -> tuple[list[AttemptOutcome], list[_Start], list[AttemptJob]]:
         """Take the work waiting now, on the SQLite thread."""
         with self._lock:
             batch = self._waiting[:MAX_BATCH]
             del self._waiting[:MAX_BATCH]
             starts, self._starts = self._starts, []
+            unsent, self._unsent = self._unsent, []
             self._queued = False
-        return batch, starts
+        return batch, starts, unsent
 
     def _committed(self, take: _Take, error: BaseException | None) -> None:
         """Hand out a take's results, or put its work back after a failure."""
@@ -128,6 +141,7 @@ class OutcomeRecorder:
                     self._queued = False
                 self._waiting[:0] = take.batch
                 self._starts[:0] = take.starts
+                self._unsent[:0] = take.unsent
                 waiting = len(self._waiting)
                 starts = sum(len(ids) for ids, _ in self._starts)
             # NOTE: while the disk fails, recording stalls here and is tried
@@ -148,7 +162,7 @@ class OutcomeRecorder:
             self._on_recorded(take.batch, take.deactivated)
         _hand_out(take.jobs, take.starts)
         with self._lock:
-            more = bool(self._waiting or self._starts)
+            more = bool(self._waiting or self._starts or self._unsent)
         if more:
             self._queue_take()
         elif not self._open_takes and self._retry is None:
@@ -170,13 +184,15 @@ class _Take:
         self.ran = False
         self.batch: list[AttemptOutcome] = []
         self.starts: list[_Start] = []
+        self.unsent: list[AttemptJob] = []
         self.deactivated: list[Deactivation] = []
         self.jobs: list[AttemptJob] = []
 
     def record_and_begin(self, connection: sqlite3.Connection) -> None:
         """Record the work waiting now, on the SQLite thread inside the group."""
-        self.batch, self.starts = self._recorder._taken()
+        self.batch, self.starts, self.unsent = self._recorder._taken()
         self.ran = True
+        take_back_attempts(connection, self.unsent, now_ms())
         delivery_ids = [item for ids, _ in self.starts for item in ids]
         self.deactivated, self.jobs = record_and_begin(
             connection, self.batch, delivery_ids, now_ms()

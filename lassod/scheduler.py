@@ -66,6 +66,9 @@ class Scheduler:
         self._admission = HostAdmission(settings.per_host_limit)
         self._beginning: set[asyncio.Task[None]] = set()
         self._starting = 0
+        # Set by stop once it no longer waits for attempt starts. A start
+        # committed after that is taken back instead of sent.
+        self._starts_closed = False
         self._recorder = OutcomeRecorder(database, self._on_recorded)
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -122,8 +125,12 @@ class Scheduler:
         if self._task is not None:
             await self._task
         # Attempts whose start is being committed are sent too, so none is
-        # recorded as begun without a request.
-        await _finish_or_cancel(self._beginning, deadline - loop.time())
+        # recorded as begun without a request. A start still not committed
+        # at the deadline is taken back once it is, without a request.
+        if self._beginning:
+            remaining_s = max(deadline - loop.time(), 0)
+            await asyncio.wait(set(self._beginning), timeout=remaining_s)
+        self._starts_closed = True
         await _finish_or_cancel(self._in_flight, deadline - loop.time())
         await self._recorder.stop(grace_s)
 
@@ -268,10 +275,22 @@ class Scheduler:
             if delivery_id not in started:
                 self._known.pop(delivery_id, None)
                 self._release_host(delivery_id)
+        if self._starts_closed:
+            self._take_back(jobs)
+            return
         for job in jobs:
             self._launch(job)
         if len(jobs) < len(delivery_ids):
             self._wake.set()
+
+    def _take_back(self, jobs: list[AttemptJob]) -> None:
+        """Undo the starts of attempts that stop will not send."""
+        for job in jobs:
+            self._known.pop(job.delivery_id, None)
+            self._release_host(job.delivery_id)
+        if jobs:
+            self._recorder.take_back(jobs)
+            logger.info("attempt_starts_taken_back", count=len(jobs))
 
     async def _hosts(self, delivery_ids: list[str]) -> dict[str, str]:
         """Return the host key of each delivery, reading unknown URLs.

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
+from typing import AsyncIterator
 
+import orjson
 import pytest
 
+from lassod import recorder
+from lassod.clock import now_ms
+from lassod.store.deliveries import emit_event
 from lassod.web import errors
-from tests.delivery_helpers import create_table
+from tests.delivery_helpers import company_of, create_table
 
 
 def hold_write_lock(path: str, locked: threading.Event, release: threading.Event) -> None:
@@ -23,6 +29,20 @@ def hold_write_lock(path: str, locked: threading.Event, release: threading.Event
         connection.close()
 
 
+@contextlib.asynccontextmanager
+async def locked_database(path: str) -> AsyncIterator[None]:
+    """Hold the write lock from a second connection while the block runs."""
+    locked, release = threading.Event(), threading.Event()
+    holder = threading.Thread(target=hold_write_lock, args=(path, locked, release))
+    holder.start()
+    try:
+        assert await asyncio.to_thread(locked.wait, 5)
+        yield
+    finally:
+        release.set()
+        await asyncio.to_thread(holder.join)
+
+
 def set_busy_timeout(connection: sqlite3.Connection, milliseconds: int) -> None:
     connection.execute(f"PRAGMA busy_timeout = {int(milliseconds)}")
 
@@ -31,12 +51,7 @@ async def test_locked_database_answers_503_and_recovers(lassod):
     key = await lassod.new_key()
     # lassod waits 5 s for a lock; a shorter wait keeps the test short.
     await lassod.daemon.database.read(set_busy_timeout, 300)
-    path = lassod.daemon.settings.database.path
-    locked, release = threading.Event(), threading.Event()
-    holder = threading.Thread(target=hold_write_lock, args=(path, locked, release))
-    holder.start()
-    try:
-        assert await asyncio.to_thread(locked.wait, 5)
+    async with locked_database(lassod.daemon.settings.database.path):
         body = {"name": "Locked", "schema_id": "sch_1", "source_text": "text"}
         response = await lassod.session.post(
             lassod.base_url + "/api/v1/tables",
@@ -45,9 +60,6 @@ async def test_locked_database_answers_503_and_recovers(lassod):
         )
         error = await response.json()
         retry_after = response.headers.get("Retry-After")
-    finally:
-        release.set()
-        await asyncio.to_thread(holder.join)
 
     assert response.status == 503
     assert error["error_type"] == "unavailable"
@@ -81,3 +93,40 @@ def test_query_faults_are_not_unavailability(tmp_path):
     assert errors._database_unavailable(locked.value)
     assert not errors._database_unavailable(broken.value)
     assert not errors._database_unavailable(ValueError("not a database error"))
+
+
+async def test_stop_takes_back_a_start_committed_late(
+    lassod, make_receiver, monkeypatch
+):
+    """A start that commits after stop gave up on it is undone, not sent."""
+    monkeypatch.setattr(recorder, "RETRY_PAUSE_S", 0.1)
+    receiver = await make_receiver()
+    key = await lassod.new_key()
+    table = await create_table(lassod, key, webhook_url=receiver.url)
+    company = await company_of(lassod)
+    await lassod.daemon.database.read(set_busy_timeout, 100)
+    body = orjson.dumps({"event": "test.event", "data": {}})
+    queued = await lassod.daemon.database.transaction(
+        emit_event, company, "test.event", body, [table["id"]], now_ms() + 300
+    )
+    lassod.daemon.scheduler.notify(queued)
+    path = lassod.daemon.settings.database.path
+    async with locked_database(path):
+        # Due while locked: its start waits for the lock.
+        await asyncio.sleep(0.6)
+        stopping = asyncio.create_task(lassod.daemon.stop())
+        # Past the 2 s grace for starts, within the 2 s for recording.
+        await asyncio.sleep(2.5)
+    await stopping
+
+    connection = sqlite3.connect(path)
+    try:
+        attempts = connection.execute("SELECT COUNT(*) FROM attempts").fetchone()[0]
+        delivery = connection.execute(
+            "SELECT status, attempt_count, next_due_ms IS NOT NULL FROM deliveries"
+        ).fetchone()
+    finally:
+        connection.close()
+    assert receiver.received == []
+    assert attempts == 0
+    assert delivery == ("pending", 0, 1)

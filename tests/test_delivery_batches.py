@@ -232,3 +232,25 @@ async def test_excerpt_keeps_text_after_nul(database):
         ).fetchone()[0]
     )
     assert excerpt == "ab\ufffdcd"
+
+
+async def test_take_back_restores_the_previous_attempt(database):
+    ids = await database.transaction(seed, 1, 1_000)
+    [first] = await database.transaction(queries.begin_attempts, ids, 2_000)
+    retry = outcome(first, "failed", "pending", next_due_ms=2_500)
+    await database.transaction(queries.record_outcomes, [retry], 2_100)
+    [second] = await database.transaction(queries.begin_attempts, ids, 3_000)
+
+    await database.transaction(queries.take_back_attempts, [second], 4_000)
+
+    def read(connection: sqlite3.Connection):
+        delivery = connection.execute(
+            "SELECT status, attempt_count, next_due_ms, last_attempt_ms FROM deliveries"
+        ).fetchone()
+        numbers = [row[0] for row in connection.execute("SELECT number FROM attempts")]
+        return tuple(delivery), numbers
+
+    delivery, numbers = await database.read(read)
+    assert second.number == 2
+    assert delivery == ("pending", 1, 4_000, 2_000)
+    assert numbers == [1]

@@ -385,6 +385,32 @@ def record_and_begin(
     return deactivated, begin_attempts(connection, delivery_ids, now_ms)
 
 
+def take_back_attempts(
+    connection: sqlite3.Connection, jobs: list[AttemptJob], now_ms: int
+) -> None:
+    """Undo the starts of attempts whose requests were never sent.
+
+    Deletes their attempt rows and makes each delivery pending and due now,
+    with the attempt count and last attempt time it had before.
+    """
+    if not jobs:
+        return
+    started = _json([(job.delivery_id, job.number) for job in jobs])
+    connection.execute(
+        "DELETE FROM attempts WHERE outcome IS NULL AND (delivery_id, number) IN"
+        " (SELECT value ->> 0, value ->> 1 FROM json_each(?))",
+        (started,),
+    )
+    connection.execute(
+        "UPDATE deliveries SET attempt_count = (v.value ->> 1) - 1, next_due_ms = ?,"
+        " updated_ms = ?, last_attempt_ms = (SELECT MAX(a.started_ms) FROM attempts a"
+        "  WHERE a.delivery_id = deliveries.id)"
+        " FROM json_each(?) AS v WHERE deliveries.id = v.value ->> 0"
+        " AND deliveries.status = 'pending' AND deliveries.attempt_count = v.value ->> 1",
+        (now_ms, now_ms, started),
+    )
+
+
 def unfinished_attempts(connection: sqlite3.Connection) -> list[UnfinishedAttempt]:
     """List attempts that started but never recorded an outcome."""
     rows = connection.execute(
