@@ -95,12 +95,18 @@ class OutcomeRecorder:
             with self._lock:
                 outcomes = len(self._waiting)
                 starts = sum(len(ids) for ids, _ in self._starts)
+                unsent = len(self._unsent)
             for take in self._open_takes:
                 outcomes += len(take.batch)
                 starts += sum(len(ids) for ids, _ in take.starts)
-            # The next start records these attempts as interrupted.
+                unsent += len(take.unsent)
+            # Attempts whose start was committed are found as interrupted at
+            # the next start. Uncommitted starts leave their deliveries due.
             logger.error(
-                "outcomes_not_recorded", outcomes=outcomes, attempt_starts=starts
+                "outcomes_not_recorded",
+                outcomes=outcomes,
+                attempt_starts=starts,
+                starts_to_take_back=unsent,
             )
         self._stopped = True
         if self._retry is not None:
@@ -192,16 +198,19 @@ class _Take:
         """Record the work waiting now, on the SQLite thread inside the group."""
         self.batch, self.starts, self.unsent = self._recorder._taken()
         self.ran = True
-        take_back_attempts(connection, self.unsent, now_ms())
+        now = now_ms()
+        take_back_attempts(connection, self.unsent, now)
         delivery_ids = [item for ids, _ in self.starts for item in ids]
         self.deactivated, self.jobs = record_and_begin(
-            connection, self.batch, delivery_ids, now_ms()
+            connection, self.batch, delivery_ids, now
         )
 
     def committed(self, future: asyncio.Future[None]) -> None:
-        error = None if future.cancelled() else future.exception()
+        """Pass the commit's result to the recorder; runs on the event loop."""
         if future.cancelled():
-            error = asyncio.CancelledError()
+            error: BaseException | None = asyncio.CancelledError()
+        else:
+            error = future.exception()
         self._recorder._committed(self, error)
 
 

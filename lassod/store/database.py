@@ -66,8 +66,9 @@ class Database:
         version = sqlite_version_info()
         if version < MINIMUM_SQLITE:
             raise StoreError(
-                "lassod needs SQLite 3.38 or newer (for its JSON operators);"
-                f" this Python uses SQLite {'.'.join(map(str, version))}"
+                "lassod needs SQLite 3.38 or newer for its JSON operators, but this"
+                f" Python uses SQLite {'.'.join(map(str, version))}: run lassod with"
+                " a Python whose sqlite3 module links a newer SQLite (Debian 12 has 3.40)"
             )
         _create_private_file(path)
         try:
