@@ -1,14 +1,16 @@
-"""Pure parts: signing, configuration and status transitions."""
+"""Pure parts: signing, configuration, status transitions and ids."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
+import re
+import time
 
 import pytest
 
-from lassod import signing, tables
+from lassod import ids, signing, tables
 from lassod.config import ConfigError, load_settings
 
 
@@ -102,3 +104,24 @@ class TestConfig:
     def test_missing_file(self, tmp_path):
         with pytest.raises(ConfigError, match="not found"):
             load_settings(tmp_path / "absent.toml", {})
+
+
+class TestOrderedIds:
+    def test_format_is_prefix_time_and_random_hex(self):
+        value = ids.new_ordered_id("dlv")
+
+        assert re.fullmatch(r"dlv_[0-9a-f]{28}", value)
+        created_ms = int(value[4:16], 16)
+        assert abs(created_ms - time.time() * 1000) < 5_000
+
+    def test_later_ids_sort_later(self):
+        earlier = [ids.new_ordered_id("evt") for _ in range(50)]
+        time.sleep(0.002)
+        later = [ids.new_ordered_id("evt") for _ in range(50)]
+
+        assert max(earlier) < min(later)
+
+    def test_ids_of_one_millisecond_differ(self):
+        values = {ids.new_ordered_id("dlv") for _ in range(10_000)}
+
+        assert len(values) == 10_000

@@ -8,7 +8,7 @@ from typing import Iterable
 
 import orjson
 
-from lassod.ids import new_id, new_uuid
+from lassod.ids import new_ordered_id, new_uuid
 from lassod.store import endpoints
 from lassod.store.endpoints import Deactivation
 
@@ -86,7 +86,7 @@ class UnfinishedAttempt:
 def insert_event(
     connection: sqlite3.Connection, company_id: str, name: str, body: bytes, created_ms: int
 ) -> str:
-    event_id = new_id("evt")
+    event_id = new_ordered_id("evt")
     connection.execute(
         "INSERT INTO events (id, company_id, name, body, created_ms) VALUES (?, ?, ?, ?, ?)",
         (event_id, company_id, name, body, created_ms),
@@ -102,7 +102,7 @@ def insert_delivery(
     due_ms: int,
     redelivery_of: str | None = None,
 ) -> QueuedDelivery:
-    delivery_id = new_id("dlv")
+    delivery_id = new_ordered_id("dlv")
     connection.execute(
         "INSERT INTO deliveries (id, event_id, company_id, endpoint_id, status,"
         " next_due_ms, created_ms, updated_ms, redelivery_of)"
