@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 from pathlib import Path
 
@@ -189,10 +190,25 @@ async def serve(settings: Settings, config_path: str | Path | None = None) -> bo
     try:
         started = await _start(daemon)
         if started:
+            freeze_startup_objects()
             await stop.wait()
     finally:
         await daemon.stop()
     return started
+
+
+def freeze_startup_objects() -> int:
+    """Exclude every object alive now from later garbage collections.
+
+    Modules, classes and the app built at start-up live as long as the
+    process, yet each full collection walked all of them: about 30 ms with
+    the event loop stopped, once every second or two under load, which set
+    the delivery latency's 99th percentile. Returns the number of objects
+    frozen.
+    """
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
 
 
 async def _start(daemon: Daemon) -> bool:

@@ -1,8 +1,9 @@
-"""Pure parts: signing, configuration, status transitions and ids."""
+"""Pure parts: signing, configuration, status transitions, ids and gc set-up."""
 
 from __future__ import annotations
 
 import base64
+import gc
 import hashlib
 import hmac
 import re
@@ -10,7 +11,7 @@ import time
 
 import pytest
 
-from lassod import ids, signing, tables
+from lassod import daemon, ids, signing, tables
 from lassod.config import ConfigError, load_settings
 
 
@@ -125,3 +126,24 @@ class TestOrderedIds:
         values = {ids.new_ordered_id("dlv") for _ in range(10_000)}
 
         assert len(values) == 10_000
+
+
+class TestFreezeStartupObjects:
+    def test_objects_alive_at_start_leave_the_collected_generations(self):
+        alive = [object()]
+        try:
+            frozen = daemon.freeze_startup_objects()
+
+            assert frozen == gc.get_freeze_count() > 0
+            assert not any(item is alive for item in gc.get_objects())
+        finally:
+            gc.unfreeze()
+
+    def test_objects_created_later_are_still_collected(self):
+        try:
+            daemon.freeze_startup_objects()
+            later = [object()]
+
+            assert any(item is later for item in gc.get_objects())
+        finally:
+            gc.unfreeze()
