@@ -226,3 +226,48 @@ async def test_list_rejects_bad_pagination(lassod, query, field):
 
     assert status == 422
     assert error["field"] == field
+
+
+WEBHOOKS = [
+    {},
+    {"webhook_url": "http://127.0.0.1:9/h"},
+    {
+        "webhook_url": "http://127.0.0.1:9/h",
+        "webhook_secret": "s3cret",
+        "webhook_auth_header_name": "X-Token",
+        "webhook_auth_header_value": "abc",
+    },
+]
+REPORTS = [
+    {"status": "processing", "progress": 40},
+    {"status": "processing", "progress": 12.5, "total_rows": 7},
+    {"status": "completed", "total_rows": 12},
+    {"status": "failed", "error_message": "no rows found"},
+]
+
+
+@pytest.mark.parametrize("webhook", WEBHOOKS)
+async def test_created_table_matches_stored_table(lassod, webhook):
+    key = await lassod.new_key()
+
+    _, created = await lassod.request("POST", "/api/v1/tables", key, json=with_fields(**webhook))
+    _, stored = await lassod.request("GET", f"/api/v1/tables/{created['id']}", key)
+
+    assert created == stored
+
+
+@pytest.mark.parametrize("webhook", WEBHOOKS)
+@pytest.mark.parametrize("report", REPORTS)
+async def test_reported_table_matches_stored_table(lassod, webhook, report):
+    key = await lassod.new_key()
+    _, created = await lassod.request("POST", "/api/v1/tables", key, json=with_fields(**webhook))
+    path = f"/api/v1/tables/{created['id']}"
+
+    status, reported = await lassod.request("POST", f"{path}/status", key, json=report)
+    _, stored = await lassod.request("GET", path, key)
+
+    assert status == 200
+    # The new delivery's first attempt may finish between the two requests.
+    reported.pop("webhook_last_attempt_at")
+    stored.pop("webhook_last_attempt_at")
+    assert reported == stored

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import orjson
 
@@ -90,10 +90,26 @@ def insert_table(
                 now_us,
             ),
         )
-    table = get_table(connection, company_id, table_id)
-    if table is None:
-        raise LookupError(table_id)
-    return table
+    # Built here rather than read back: one statement fewer in the group
+    # commit. tests/test_tables_api.py checks it against get_table. A secret
+    # or auth header comes only with a webhook_url (parse_new_table).
+    return TableRow(
+        id=table_id,
+        company_id=company_id,
+        name=new.name,
+        schema_id=new.schema_id,
+        status="queued",
+        progress=0.0,
+        total_rows=None,
+        error_message=None,
+        created_us=now_us,
+        updated_us=now_us,
+        webhook_url=new.webhook_url,
+        auth_header_name=new.auth_header_name,
+        has_secret=new.webhook_secret is not None,
+        webhook_status="none",
+        webhook_last_attempt_ms=None,
+    )
 
 
 def get_table(connection: sqlite3.Connection, company_id: str, table_id: str) -> TableRow | None:
@@ -146,10 +162,16 @@ def apply_status_report(
         " updated_us = ? WHERE id = ?",
         (report.status, progress, total_rows, error_message, now_us, table_id),
     )
-    updated = get_table(connection, company_id, table_id)
-    if updated is None:
-        raise LookupError(table_id)
-
+    # The row as get_table would now read it, without the two reads that
+    # cost as much as the rest of the report (tests/test_tables_api.py).
+    updated = replace(
+        table,
+        status=report.status,
+        progress=float(progress),
+        total_rows=total_rows,
+        error_message=error_message,
+        updated_us=now_us,
+    )
     queued: list[QueuedDelivery] = []
     if report.status in tables.TERMINAL:
         name = events.TABLE_COMPLETED if report.status == "completed" else events.TABLE_FAILED
@@ -158,7 +180,8 @@ def apply_status_report(
         endpoints = [table_id] if updated.webhook_url is not None else []
         queued = emit_event(connection, company_id, name, body, endpoints, now_ms)
         if queued:
-            updated = get_table(connection, company_id, table_id) or updated
+            # The new delivery is the table's latest.
+            updated = replace(updated, webhook_status="pending")
     return StatusChange("apply", updated, queued)
 
 
