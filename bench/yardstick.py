@@ -12,7 +12,7 @@ from lassod.delivery import build_headers
 from lassod.store.deliveries import AttemptJob
 
 
-def _job(url: str, secret: str, index: int) -> AttemptJob:
+def signed_job(url: str, secret: str, index: int) -> AttemptJob:
     return AttemptJob(
         delivery_id=f"dlv_yardstick{index}",
         company_id="cmp_yardstick",
@@ -34,7 +34,7 @@ def _job(url: str, secret: str, index: int) -> AttemptJob:
 
 async def send_all(url: str, secret: str, count: int, concurrency: int) -> None:
     """POST `count` signed bodies with `concurrency` requests in flight."""
-    jobs = [_job(url, secret, index) for index in range(count)]
+    jobs = [signed_job(url, secret, index) for index in range(count)]
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
 

@@ -65,3 +65,30 @@ def test_gil_measurement_runs(tmp_path):
     ]
     # 300 deliveries in groups of 50, plus the group that records the last outcomes.
     assert all("7 groups of 50" in line for line in lines)
+
+
+@pytest.mark.timeout(60)
+def test_sender_comparison_runs():
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.sender",
+            "--rounds",
+            "2",
+            "--requests",
+            "300",
+            "--concurrency",
+            "20",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=50,
+    )
+
+    # A failed attempt raises, so a zero exit means all 600 Sender attempts got a 2xx.
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    lines = completed.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["round 1", "round 2"]
+    assert all("Sender" in line and "ratio" in line for line in lines)
