@@ -15,6 +15,16 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def run_module(module: str, *arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", module, *arguments],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=50,
+    )
+
+
 @pytest.mark.timeout(120)
 def test_quick_benchmark_writes_results(tmp_path):
     output = tmp_path / "quick.json"
@@ -49,13 +59,7 @@ def test_quick_benchmark_writes_results(tmp_path):
 
 @pytest.mark.timeout(60)
 def test_gil_measurement_runs(tmp_path):
-    completed = subprocess.run(
-        [sys.executable, "-m", "bench.gil", "--deliveries", "300", "--group", "50"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=50,
-    )
+    completed = run_module("bench.gil", "--deliveries", "300", "--group", "50")
 
     assert completed.returncode == 0, completed.stderr[-2000:]
     lines = completed.stdout.splitlines()
@@ -69,22 +73,8 @@ def test_gil_measurement_runs(tmp_path):
 
 @pytest.mark.timeout(60)
 def test_sender_comparison_runs():
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.sender",
-            "--rounds",
-            "2",
-            "--requests",
-            "300",
-            "--concurrency",
-            "20",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=50,
+    completed = run_module(
+        "bench.sender", "--rounds", "2", "--requests", "300", "--concurrency", "20"
     )
 
     # A failed attempt raises, so a zero exit means all 600 Sender attempts got a 2xx.
