@@ -5,7 +5,9 @@ thread then commits groups of attempt starts and outcomes (the work of
 `record_and_begin`), as lassod's SQLite thread does. It does so twice: with
 the main thread idle, then with the main thread running Python without pause,
 as a saturated event loop does. The difference is the time the SQLite thread
-waits to take the GIL back after each SQLite step releases it.
+waits to take the GIL back after each SQLite step releases it. It also
+reports the bytes the process wrote per group (WAL pages and checkpoints),
+from /proc/self/io where the system has it.
 """
 
 from __future__ import annotations
@@ -66,6 +68,18 @@ def commit_groups(path: str, group: int, durations: list[float]) -> None:
     connection.close()
 
 
+def written_bytes() -> int | None:
+    """Return the bytes this process has passed to write calls, if known."""
+    try:
+        with open("/proc/self/io") as counters:
+            for line in counters:
+                if line.startswith("wchar:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
 def measure(path: str, group: int, busy: bool) -> list[float]:
     durations: list[float] = []
     worker = threading.Thread(target=commit_groups, args=(path, group, durations))
@@ -88,13 +102,18 @@ def main() -> None:
             asyncio.run(
                 seed.seed(path, [URL], SECRET, [now_ms()] * options.deliveries)
             )
+            before = written_bytes()
             durations = measure(path, options.group, busy)
+            after = written_bytes()
             median = durations[len(durations) // 2] * 1000
             slowest = durations[-1] * 1000
             state = "busy" if busy else "idle"
+            written = ""
+            if before is not None and after is not None:
+                written = f", {(after - before) / len(durations) / 1024:.0f} KiB written per group"
             print(
                 f"main thread {state}: {len(durations)} groups of {options.group},"
-                f" median {median:.1f} ms, slowest {slowest:.1f} ms"
+                f" median {median:.1f} ms, slowest {slowest:.1f} ms{written}"
             )
 
 
