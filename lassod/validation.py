@@ -116,7 +116,8 @@ def number(
         raise ValidationError(field, f"must be a number, got {_json_type(value)}")
     if math.isnan(value) or not minimum <= value <= maximum:
         raise ValidationError(field, f"must be between {minimum:g} and {maximum:g}")
-    return float(value)
+    # Adding 0.0 turns -0.0 into 0.0, as SQLite stores it.
+    return float(value) + 0.0
 
 
 def boolean(body: dict[str, Any], field: str) -> bool | None:
