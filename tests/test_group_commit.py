@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 import time
 
 import pytest
@@ -137,3 +138,22 @@ async def test_old_sqlite_is_refused(tmp_path, monkeypatch):
 
     with pytest.raises(StoreError, match="SQLite 3.38 or newer.*3.37.2"):
         await Database.open(str(tmp_path / "old.db"))
+
+
+
+async def test_turn_starts_before_next_loop_pass(tmp_path):
+    database = await Database.open(str(tmp_path / "eager.db"))
+    ran = threading.Event()
+
+    def mark(connection: sqlite3.Connection) -> None:
+        ran.set()
+
+    try:
+        future = database.submit(mark)
+        # This blocks the event loop, so only a turn queued at once can run.
+        ran_while_loop_blocked = ran.wait(timeout=5)
+        await future
+    finally:
+        await database.close()
+
+    assert ran_while_loop_blocked
