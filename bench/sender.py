@@ -21,7 +21,7 @@ from lassod.delivery import Sender
 
 
 async def send_with_sender(url: str, count: int, concurrency: int) -> float:
-    """Send `count` attempts through one Sender; return requests per second."""
+    """Send `count` attempts through one Sender and return the requests per second."""
     # The receiver listens on 127.0.0.1, which the default settings block.
     security = SecuritySettings(allow_private_targets=True)
     sender = Sender.create(DeliverySettings(), security)

@@ -24,8 +24,8 @@ def new_ordered_id(prefix: str) -> str:
 
     Ids of one prefix created later sort later (to the millisecond), so rows
     created together sit together in an index keyed by id. Deliveries are
-    read and updated in roughly the order they were created; with random ids
-    each one touched its own index pages, and a group commit of 100
+    read and updated in roughly the order they were created. With random ids
+    each one touched its own index pages, so a group commit of 100
     deliveries wrote about 200 pages to the WAL instead of about 40.
     """
     return f"{prefix}_{time.time_ns() // 1_000_000:012x}{secrets.token_hex(8)}"

@@ -120,17 +120,17 @@ class Database:
 
         The turn goes on aiosqlite's queue at once rather than from a new
         task, which would wait for the event loop's next pass. Under load a
-        pass takes milliseconds, and every transaction waited for it: the
-        median of POST /api/v1/tables under load fell from about 15 to
-        12 ms (docs/benchmarks.md).
+        pass takes milliseconds, and every transaction waited for it. Queued
+        at once, the median of POST /api/v1/tables under load fell from
+        about 15 to 12 ms (docs/benchmarks.md).
         """
         loop = asyncio.get_running_loop()
         turn: asyncio.Future[None] = loop.create_future()
         turn.add_done_callback(self._turn_ended)
         connection = self._connection
-        # NOTE: this is what aiosqlite's _execute does before it awaits, in
-        # versions 0.20 to 0.22 (pinned in pyproject.toml): check that the
-        # connection is open, then put (future, function) on its _tx queue.
+        # NOTE: this copies what _execute does before it awaits in aiosqlite
+        # 0.20 to 0.22, the versions pyproject.toml allows. It checks that the
+        # connection is open, then puts (future, function) on the _tx queue.
         if not connection._running or not connection._connection:
             turn.set_exception(ValueError("Connection closed"))
             return
