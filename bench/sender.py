@@ -32,7 +32,8 @@ async def send_with_sender(url: str, count: int, concurrency: int) -> float:
         nonlocal failures
         while jobs:
             result = await sender.send(jobs.pop())
-            failures += not result.succeeded
+            if not result.succeeded:
+                failures += 1
 
     started = time.perf_counter()
     try:
