@@ -23,6 +23,8 @@ BAD_REQUESTS = [
     ("POST", "/api/v1/attributes", {"key": "1color", "type": "text"}, 422, "key"),
     ("POST", "/api/v1/attributes", {"key": "co-lor", "type": "text"}, 422, "key"),
     ("POST", "/api/v1/attributes", {"key": "fresh"}, 422, "type"),
+    ("POST", "/api/v1/attributes", {"key": "color", "type": None}, 422, "type"),
+    ("PUT", "/api/v1/attributes/color", {"type": None}, 422, "type"),
     ("POST", "/api/v1/attributes", {"key": "fresh", "type": "colour"}, 422, "type"),
     (
         "POST",
@@ -412,3 +414,16 @@ async def test_changes_cursor_too_large_is_422(lassod):
 
     assert status == 422
     assert body["field"] == "cursor"
+
+
+async def test_upsert_without_type_updates_existing(lassod, catalog):
+    key, _, _ = catalog
+    _, before = await lassod.request("GET", "/api/v1/attributes/color", key)
+
+    status, updated = await lassod.request(
+        "POST", "/api/v1/attributes", key, json={"key": "color", "label": "Colour"}
+    )
+
+    assert status == 200, updated
+    assert updated["label"] == "Colour"
+    assert updated["type"] == before["type"]

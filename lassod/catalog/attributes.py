@@ -210,10 +210,10 @@ def public(attribute: AttributeRow) -> dict[str, Any]:
 
 
 def _type_of(body: dict[str, Any]) -> str | None:
-    value = body.get("type")
-    if value is None:
+    if "type" not in body:
         return None
-    if value not in TYPES:
+    value = body["type"]
+    if not isinstance(value, str) or value not in TYPES:
         raise ValidationError(
             "type", f"must be one of {', '.join(TYPES)}, got {value!r}"
         )

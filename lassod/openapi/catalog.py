@@ -41,18 +41,17 @@ _MUTABLE = {
     "is_reviewed": {"type": "boolean"},
 }
 # An enum attribute needs enum values; any other type takes none.
+# enum_values goes with type enum only. Whether an enum attribute has its
+# enum_values depends on what is stored, which a schema cannot express, so
+# the API checks it and responds 422.
 _ENUM_RULE = {
-    "if": {"properties": {"type": {"const": "enum"}}, "required": ["type"]},
-    "then": {
-        "properties": {"enum_values": {"type": "array", "minItems": 1}},
-        "required": ["enum_values"],
-    },
-    "else": {"properties": {"enum_values": {"type": "null"}}},
+    "if": {"properties": {"type": {"not": {"const": "enum"}}}, "required": ["type"]},
+    "then": {"properties": {"enum_values": {"type": "null"}}},
 }
 _TYPE_NOTE = (
     "The type of an existing attribute cannot change (422, field type)."
-    " enum_values is given together with type: required for type enum, absent"
-    " or null otherwise."
+    " An enum attribute needs enum_values, from the request or stored; other"
+    " types take none (422, field enum_values). An update may leave type out."
 )
 # Any JSON value but null, which is how a PATCH removes an attribute.
 _VALUE = {"type": ["string", "number", "boolean", "array", "object"]}
@@ -73,10 +72,13 @@ SCHEMAS: dict[str, Schema] = {
         }
     ),
     "AttributeUpsert": obj(
-        {"key": KEY, "type": {"enum": list(TYPES)}, **_MUTABLE}, ["key", "type"]
+        {"key": KEY, "type": {"enum": list(TYPES)}, **_MUTABLE}, ["key"]
     )
     | _ENUM_RULE
-    | {"description": "Creates the attribute, or updates it by key. " + _TYPE_NOTE},
+    | {
+        "description": "Creates the attribute, or updates it by key. type is"
+        " required to create one (422, field type). " + _TYPE_NOTE
+    },
     "AttributeBulkUpsert": obj(
         {
             "attributes": {
@@ -98,8 +100,8 @@ SCHEMAS: dict[str, Schema] = {
         }
     ),
     "AttributeChange": obj({"type": {"enum": list(TYPES)}, **_MUTABLE})
-    | {"if": _ENUM_RULE["if"], "then": {}, "else": _ENUM_RULE["else"]}
-    | {"dependentRequired": {"enum_values": ["type"]}, "description": _TYPE_NOTE},
+    | _ENUM_RULE
+    | {"description": _TYPE_NOTE},
     "AttributeRename": obj({"new_key": KEY}, ["new_key"]),
     "Product": all_required(
         {
