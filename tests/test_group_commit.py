@@ -157,3 +157,15 @@ async def test_turn_starts_before_next_loop_pass(tmp_path):
         await database.close()
 
     assert ran_while_loop_blocked
+
+
+async def test_transaction_in_close_gap_raises_store_error(tmp_path):
+    database = await Database.open(str(tmp_path / "gap.db"))
+    # As aiosqlite's close does on its thread, before the event loop learns
+    # that the connection is closed.
+    await database.read(lambda connection: connection.close())
+    try:
+        with pytest.raises(StoreError, match="database is closed"):
+            await asyncio.wait_for(database.transaction(insert_company, "late"), 5)
+    finally:
+        await database.close()

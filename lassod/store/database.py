@@ -177,8 +177,18 @@ class Database:
 
     @property
     def raw(self) -> sqlite3.Connection:
-        """The sqlite3 connection; use it only on aiosqlite's thread."""
-        return self._connection._conn
+        """The open sqlite3 connection; use it only on aiosqlite's thread.
+
+        Raises ValueError once the connection is closed. aiosqlite closes it
+        on its thread before the event loop learns of that, so work queued in
+        between would otherwise fail with sqlite3's ProgrammingError.
+        """
+        connection = self._connection._conn
+        try:
+            connection.total_changes
+        except sqlite3.ProgrammingError as error:
+            raise ValueError("Connection closed") from error
+        return connection
 
 
 def _call_with_connection(
