@@ -159,7 +159,7 @@ async def test_turn_starts_before_next_loop_pass(tmp_path):
     assert ran_while_loop_blocked
 
 
-async def test_transaction_in_close_gap_raises_store_error(tmp_path):
+async def test_close_gap_raises_store_error(tmp_path):
     database = await Database.open(str(tmp_path / "gap.db"))
     # As aiosqlite's close does on its thread, before the event loop learns
     # that the connection is closed.

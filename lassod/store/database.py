@@ -177,7 +177,7 @@ class Database:
 
     @property
     def raw(self) -> sqlite3.Connection:
-        """The open sqlite3 connection; use it only on aiosqlite's thread.
+        """The open sqlite3 connection, for use on aiosqlite's thread only.
 
         Raises ValueError once the connection is closed. aiosqlite closes it
         on its thread before the event loop learns of that, so work queued in
