@@ -40,10 +40,9 @@ _MUTABLE = {
     "description": string(10_000, minLength=1),
     "is_reviewed": {"type": "boolean"},
 }
-# An enum attribute needs enum values; any other type takes none.
-# enum_values goes with type enum only. Whether an enum attribute has its
-# enum_values depends on what is stored, which a schema cannot express, so
-# the API checks it and responds 422.
+# A type other than enum takes no enum_values. Whether an enum attribute has
+# its enum_values depends on what is stored, which a schema cannot express,
+# so the API checks that and responds 422.
 _ENUM_RULE = {
     "if": {"properties": {"type": {"not": {"const": "enum"}}}, "required": ["type"]},
     "then": {"properties": {"enum_values": {"type": "null"}}},
