@@ -82,3 +82,15 @@ def test_sender_comparison_runs():
     lines = completed.stdout.splitlines()
     assert [line.split(":")[0] for line in lines] == ["round 1", "round 2"]
     assert all("Sender" in line and "ratio" in line for line in lines)
+
+
+@pytest.mark.timeout(60)
+def test_engine_measurement_runs():
+    completed = run_module("bench.engine", "--rounds", "1", "--deliveries", "300")
+
+    # The engine raises unless all 300 attempts are recorded as succeeded.
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    lines = completed.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["round 1"]
+    assert "bare request" in lines[0]
+    assert "event loop busy" in lines[0]
