@@ -9,6 +9,7 @@ from lassod.clock import now_ms
 from lassod.config import RetentionSettings
 from lassod.logs import logger
 from lassod.store import Database
+from lassod.store.database import is_unavailable
 from lassod.store import retention as queries
 
 # A pause between batches lets the scheduler's queries run in between, since
@@ -74,8 +75,17 @@ class Pruner:
         while True:
             try:
                 totals = await self.prune(now_ms())
-            except Exception:
-                logger.exception("retention_failed")
+            except Exception as error:
+                if is_unavailable(error):
+                    # The next pass tries again once the database recovers,
+                    # and a traceback would only repeat the error's text.
+                    logger.error(
+                        "retention_failed",
+                        error=f"{type(error).__name__}: {error}",
+                        retry_in_s=self._settings.interval_s,
+                    )
+                else:
+                    logger.exception("retention_failed")
             else:
                 if totals.deliveries or totals.events or totals.pages:
                     logger.info(

@@ -13,8 +13,8 @@ import pytest
 
 from lassod import recorder
 from lassod.clock import now_ms
+from lassod.store.database import is_unavailable
 from lassod.store.deliveries import emit_event
-from lassod.web import errors
 from tests.delivery_helpers import company_of, create_table
 
 
@@ -90,9 +90,9 @@ def test_query_faults_are_not_unavailability(tmp_path):
         first.close()
         second.close()
 
-    assert errors._database_unavailable(locked.value)
-    assert not errors._database_unavailable(broken.value)
-    assert not errors._database_unavailable(ValueError("not a database error"))
+    assert is_unavailable(locked.value)
+    assert not is_unavailable(broken.value)
+    assert not is_unavailable(ValueError("not a database error"))
 
 
 async def test_stop_takes_back_a_start_committed_late(

@@ -8,6 +8,7 @@ import sqlite3
 
 import pytest
 
+from lassod.clock import now_ms
 from lassod.config import RetentionSettings
 from lassod.retention import Pruner
 from lassod.store import Database
@@ -216,3 +217,55 @@ def _emit_many(
             connection, company, "table.completed", payload, [endpoint_id], now_ms()
         )
     return queued
+
+
+def finished_before(connection: sqlite3.Connection, before_ms: int) -> int:
+    row = connection.execute(
+        "SELECT COUNT(*) FROM deliveries WHERE status != 'pending' AND updated_ms < ?",
+        (before_ms,),
+    ).fetchone()
+    return row[0]
+
+
+def set_busy_timeout(connection: sqlite3.Connection, milliseconds: int) -> None:
+    connection.execute(f"PRAGMA busy_timeout = {milliseconds}")
+
+
+async def test_locked_database_logs_one_line(
+    database, tmp_path, captured_logs
+):
+    await database.transaction(build_history)
+    await database.read(set_busy_timeout, 50)
+    # The pruner runs on the real clock. With no age kept, it prunes every
+    # finished delivery last changed before its pass.
+    started_ms = now_ms()
+    assert await database.read(finished_before, started_ms) > 0
+    settings = RetentionSettings(
+        succeeded_max_age_s=0, abandoned_max_age_s=0, batch_size=2, interval_s=0.1
+    )
+    pruner = Pruner(database, settings)
+    blocker = sqlite3.connect(str(tmp_path / "retention.db"), isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    pruner.start()
+    try:
+
+        async def failed() -> bool:
+            return any(entry["event"] == "retention_failed" for entry in captured_logs)
+
+        await eventually(failed)
+        blocker.execute("ROLLBACK")
+
+        async def pruned() -> bool:
+            return any(entry["event"] == "retention_pruned" for entry in captured_logs)
+
+        await eventually(pruned)
+    finally:
+        blocker.close()
+        await pruner.stop()
+
+    failure = next(entry for entry in captured_logs if entry["event"] == "retention_failed")
+    assert failure["log_level"] == "error"
+    assert "exc_info" not in failure
+    assert failure["error"] == "OperationalError: database is locked"
+    assert failure["retry_in_s"] == 0.1
+    assert await database.read(finished_before, started_ms) == 0

@@ -40,6 +40,31 @@ class StoreError(Exception):
     """The database could not be opened or migrated, or is closed."""
 
 
+# SQLite result codes of a database that is locked, failing or full, as
+# opposed to a fault in a query.
+_UNAVAILABLE_CODES = (
+    "SQLITE_BUSY",
+    "SQLITE_LOCKED",
+    "SQLITE_IOERR",
+    "SQLITE_FULL",
+    "SQLITE_READONLY",
+    "SQLITE_CANTOPEN",
+    "SQLITE_PROTOCOL",
+)
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """Return whether an error means the database is locked, failing or closed.
+
+    Work that failed this way may succeed once the database recovers.
+    """
+    if isinstance(error, StoreError):
+        return True
+    if not isinstance(error, sqlite3.OperationalError):
+        return False
+    return (error.sqlite_errorname or "").startswith(_UNAVAILABLE_CODES)
+
+
 class Database:
     """One SQLite connection whose work runs on aiosqlite's thread.
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from typing import Any, Awaitable, Callable
 
@@ -12,7 +11,7 @@ from aiohttp import web
 
 from lassod.ids import new_id
 from lassod.logs import logger
-from lassod.store.database import StoreError
+from lassod.store.database import is_unavailable
 from lassod.validation import ValidationError
 from lassod.web.state import SETTINGS
 
@@ -115,7 +114,7 @@ async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
     except web.HTTPException as error:
         response = _http_exception_response(request, error)
     except Exception as error:
-        if _database_unavailable(error):
+        if is_unavailable(error):
             response = _unavailable_response(request, error)
         else:
             logger.exception(
@@ -138,27 +137,6 @@ async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
     if on_response is not None:
         on_response(route, request.method, response.status)
     return response
-
-
-# SQLite result codes of a database that is locked, failing or full, as
-# opposed to a fault in a query.
-_UNAVAILABLE_CODES = (
-    "SQLITE_BUSY",
-    "SQLITE_LOCKED",
-    "SQLITE_IOERR",
-    "SQLITE_FULL",
-    "SQLITE_READONLY",
-    "SQLITE_CANTOPEN",
-    "SQLITE_PROTOCOL",
-)
-
-
-def _database_unavailable(error: Exception) -> bool:
-    if isinstance(error, StoreError):
-        return True
-    if not isinstance(error, sqlite3.OperationalError):
-        return False
-    return (error.sqlite_errorname or "").startswith(_UNAVAILABLE_CODES)
 
 
 def _unavailable_response(request: web.Request, error: Exception) -> web.Response:
