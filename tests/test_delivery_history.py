@@ -125,12 +125,16 @@ async def test_bad_filters_name_the_field(lassod):
         "?colour=red": "colour",
         "?limit=0": "limit",
         "?event=": "event",
+        "?status=pending&status=failed": "status",
+        "?limit=5&page=1&limit=10": "limit",
     }
     for query, field in cases.items():
         status, body = await lassod.request("GET", "/api/v1/deliveries" + query, key)
         assert status == 422, query
         assert body["field"] == field, query
         assert body["error_type"] == "validation_error"
+    _, body = await lassod.request("GET", "/api/v1/deliveries?status=a&status=b", key)
+    assert body["message"] == "status: is given 2 times; give it at most once"
 
 
 async def test_other_company_sees_nothing(lassod, make_receiver):
