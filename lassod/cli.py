@@ -207,10 +207,16 @@ def _company_name_problem(name: str) -> str | None:
     """Return why a new company name is invalid, or None if it is valid.
 
     Names are printed in the tab-separated lines of `keys list`, so a tab,
-    newline or other control character would break that output.
+    newline or other control character would break that output. Names match
+    exactly, so " acme" would be a second company beside "acme".
     """
     if not name.strip():
         return f"invalid company name {name!r}: the name is empty or only whitespace"
+    if name != name.strip():
+        return (
+            f"invalid company name {name!r}: remove the whitespace at its start"
+            f" or end, as in {name.strip()!r}"
+        )
     if any(unicodedata.category(char) in _REJECTED_CATEGORIES for char in name):
         return (
             f"invalid company name {name!r}: remove tabs, newlines and other "
