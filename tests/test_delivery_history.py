@@ -137,6 +137,28 @@ async def test_bad_filters_name_the_field(lassod):
     assert body["message"] == "status: is given 2 times; give it at most once"
 
 
+async def test_repeated_parameter_checked_after_auth(lassod):
+    key = await lassod.new_key()
+
+    status, _ = await lassod.request("GET", "/api/v1/deliveries?status=a&status=b")
+    assert status == 401
+    status, _ = await lassod.request("GET", "/api/v1/tables?limit=1&limit=2", "lasso_wrong")
+    assert status == 401
+    for path, field in (
+        ("/api/v1/tables?limit=1&limit=2", "limit"),
+        ("/api/v1/catalog/changes?page_size=1&page_size=2", "page_size"),
+        ("/api/v1/attributes?page=1&page=1", "page"),
+    ):
+        status, body = await lassod.request("GET", path, key)
+        assert status == 422, path
+        assert body["field"] == field, path
+    # Paths that read no query parameters ignore repeats as they ignore others.
+    status, _ = await lassod.request("GET", "/healthz?x=1&x=2")
+    assert status == 200
+    status, _ = await lassod.request("GET", "/no/such/route?x=1&x=2", key)
+    assert status == 404
+
+
 async def test_other_company_sees_nothing(lassod, make_receiver):
     receiver = await make_receiver()
     acme = await lassod.new_key("acme")

@@ -139,15 +139,33 @@ def _enforce(wait_s: float, message: str) -> None:
     )
 
 
+def query_of(request: web.Request) -> dict[str, str]:
+    """Return the request's query parameters, raising ValidationError for a repeated one.
+
+    Every query parameter of the API takes one value. Reading only the first
+    of several would hide a client's mistake, such as ?status=a&status=b.
+    Handlers call this after authentication, so a request without a valid
+    key gets 401 whatever its query.
+    """
+    query = request.query
+    if len(query) != len(set(query)):
+        for name in query:
+            count = len(query.getall(name))
+            if count > 1:
+                raise ValidationError(name, f"is given {count} times; give it at most once")
+    return dict(query)
+
+
 def page_of(request: web.Request) -> Page:
+    query = query_of(request)
     return Page(
-        page=_query_int(request, "page", 1, 1, 1_000_000),
-        limit=_query_int(request, "limit", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE),
+        page=_query_int(query, "page", 1, 1, 1_000_000),
+        limit=_query_int(query, "limit", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE),
     )
 
 
-def _query_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
-    text = request.query.get(name)
+def _query_int(query: dict[str, str], name: str, default: int, low: int, high: int) -> int:
+    text = query.get(name)
     if text is None:
         return default
     value = parse_digits(text)

@@ -13,7 +13,7 @@ from lassod.store import deliveries as delivery_queries
 from lassod.store import history
 from lassod.store.deliveries import Requeue
 from lassod.store.history import DeliveryDetail
-from lassod.web.common import company_id, page_of
+from lassod.web.common import company_id, page_of, query_of
 from lassod.web.errors import ApiError, json_response, not_found
 from lassod.web.state import DATABASE, SCHEDULER
 
@@ -23,7 +23,7 @@ routes = web.RouteTableDef()
 @routes.get("/api/v1/deliveries")
 async def list_deliveries(request: web.Request) -> web.Response:
     company = await company_id(request)
-    selection = deliveries.parse_filter(request.query, company)
+    selection = deliveries.parse_filter(query_of(request), company)
     page = page_of(request)
     rows, total = await request.app[DATABASE].read(
         history.list_deliveries, selection, page.offset, page.limit

@@ -99,7 +99,6 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
     started = time.monotonic()
     try:
-        _reject_repeated_query(request)
         response = await handler(request)
     except ApiError as error:
         response = error_response(request, error.status, error.message, error.extra)
@@ -138,21 +137,6 @@ async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
     if on_response is not None:
         on_response(route, request.method, response.status)
     return response
-
-
-def _reject_repeated_query(request: web.Request) -> None:
-    """Raise ValidationError for a query parameter given more than once.
-
-    Every query parameter of the API takes one value. Reading only the first
-    of several would hide a client's mistake, such as ?status=a&status=b.
-    """
-    query = request.query
-    if len(query) == len(set(query)):
-        return
-    for name in query:
-        count = len(query.getall(name))
-        if count > 1:
-            raise ValidationError(name, f"is given {count} times; give it at most once")
 
 
 def _unavailable_response(request: web.Request, error: Exception) -> web.Response:

@@ -7,7 +7,7 @@ from aiohttp import web
 from lassod.catalog import products
 from lassod.clock import iso_us
 from lassod.store import products as product_queries
-from lassod.web.common import company_id, page_of, read_json
+from lassod.web.common import company_id, page_of, query_of, read_json
 from lassod.web.errors import ApiError, json_response, not_found
 from lassod.web.state import DATABASE, SCHEDULER
 
@@ -23,7 +23,7 @@ PRODUCT_PATH = "/api/v1/catalog/{product_id:(?!changes$|webhooks$)[^{}/]+}"
 async def list_changes(request: web.Request) -> web.Response:
     """List products changed since a time, oldest change first, by cursor."""
     company = await company_id(request)
-    query = products.parse_changes_query(dict(request.query))
+    query = products.parse_changes_query(query_of(request))
     page = await request.app[DATABASE].read(
         product_queries.list_changes, company, query
     )
