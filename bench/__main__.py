@@ -9,9 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import report, scenarios
+from bench import processes, report, scenarios
 from bench.harness import Harness
-from bench.receiver import run_loop
 
 NAMES = ("throughput", "yardstick", "latency", "queue", "crash", "failing")
 RESULTS = Path(__file__).parent / "results"
@@ -92,7 +91,7 @@ def main() -> None:
     async def go() -> None:
         results.update(await run(sizes, names, args.keep))
 
-    run_loop(go())
+    processes.run_main(go())
     if args.keep:
         print("kept the scenario folders under " + tempfile.gettempdir())
     document = report.document(results, sizes, args.quick, time.time() - started)

@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 
 from bench import harness, processes, seed, yardstick
-from bench.receiver import run_loop
 from lassod import logs
 from lassod.clock import now_ms
 from lassod.config import DeliverySettings
@@ -132,7 +131,10 @@ def main() -> None:
     parser.add_argument("--deliveries", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=100)
     options = parser.parse_args()
-    run_loop(run(options.rounds, options.deliveries, options.concurrency))
+    for name in ("rounds", "deliveries", "concurrency"):
+        if getattr(options, name) < 1:
+            parser.error(f"--{name} must be at least 1")
+    processes.run_main(run(options.rounds, options.deliveries, options.concurrency))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -9,10 +10,33 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any, Coroutine
 
 import aiohttp
 
+from bench.receiver import run_loop
+
 READY_TIMEOUT_S = 30.0
+
+
+def run_main(coroutine: Coroutine[Any, Any, None]) -> None:
+    """Run a benchmark's main coroutine, which SIGTERM cancels as Ctrl-C does.
+
+    The cancellation runs the coroutine's finally blocks, which stop the
+    receiver and lassod and remove temporary folders. By default SIGTERM
+    ended the benchmark at once and left its receiver running.
+    """
+
+    async def cancellable() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+        await coroutine
+
+    try:
+        run_loop(cancellable())
+    except asyncio.CancelledError:
+        raise SystemExit(128 + signal.SIGTERM) from None
 
 
 def free_port() -> int:

@@ -15,7 +15,6 @@ import asyncio
 import time
 
 from bench import harness, processes, yardstick
-from bench.receiver import run_loop
 from lassod.config import DeliverySettings, SecuritySettings
 from lassod.delivery import Sender
 
@@ -73,7 +72,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=100)
     options = parser.parse_args()
-    run_loop(run(options.rounds, options.requests, options.concurrency))
+    processes.run_main(run(options.rounds, options.requests, options.concurrency))
 
 
 if __name__ == "__main__":
