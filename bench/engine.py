@@ -3,7 +3,8 @@
 Run with `python -m bench.engine`. It seeds a temporary database with due
 deliveries, then drains them through lassod's real Scheduler, recorder,
 Database, metrics and JSON log lines. Only the Sender is left out (its
-headers, signatures and request): each attempt succeeds at once. In the same run, the yardstick's bare aiohttp client sends the same number of
+headers, signatures and request), and each attempt succeeds at once. In the
+same run, the yardstick's bare aiohttp client sends the same number of
 signed bodies to the benchmark receiver on 127.0.0.1.
 
 It reports CPU time per delivery rather than wall time, which the shared
@@ -24,6 +25,7 @@ import sqlite3
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from bench import harness, processes, seed, yardstick
 from lassod import logs
@@ -52,12 +54,14 @@ class AnsweringSender:
 
 
 def succeeded_attempts(connection: sqlite3.Connection) -> int:
-    row = connection.execute("SELECT COUNT(*) FROM attempts WHERE outcome = 'succeeded'")
+    row = connection.execute(
+        "SELECT COUNT(*) FROM attempts WHERE outcome = 'succeeded'"
+    )
     return int(row.fetchone()[0])
 
 
 async def drain_engine(folder: Path, count: int, concurrency: int) -> dict[str, float]:
-    """Deliver `count` seeded deliveries through the engine and return its CPU figures."""
+    """Drain `count` seeded deliveries through the engine and return CPU figures."""
     path = str(folder / "engine.db")
     await seed.seed(path, [UNUSED_URL], harness.SECRET, [now_ms()] * count)
     with open(folder / "engine.log", "w") as log_file:
@@ -66,7 +70,8 @@ async def drain_engine(folder: Path, count: int, concurrency: int) -> dict[str, 
         settings = DeliverySettings(
             max_concurrency=concurrency, max_concurrency_per_host=concurrency
         )
-        scheduler = Scheduler(database, AnsweringSender(), settings, Metrics())  # type: ignore[arg-type]
+        sender: Any = AnsweringSender()
+        scheduler = Scheduler(database, sender, settings, Metrics())
         freeze_startup_objects()
         started = time.perf_counter()
         process_started = time.process_time()
@@ -83,7 +88,9 @@ async def drain_engine(folder: Path, count: int, concurrency: int) -> dict[str, 
             elapsed = time.perf_counter() - started
             succeeded = await database.read(succeeded_attempts)
             if succeeded != count:
-                raise RuntimeError(f"{succeeded} of {count} attempts were recorded as succeeded")
+                raise RuntimeError(
+                    f"{succeeded} of {count} attempts were recorded as succeeded"
+                )
         finally:
             await scheduler.stop(5.0)
             await database.close()

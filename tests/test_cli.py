@@ -91,7 +91,8 @@ def test_config_nested_too_deeply_is_rejected(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "name", ["", "   ", "a\tb", "a\nb", "a\rb", "a\x1bb", "a\u2028b", " acme", "acme\u00a0"]
+    "name",
+    ["", "   ", "a\tb", "a\nb", "a\rb", "a\x1bb", "a\u2028b", " acme", "acme\u00a0"],
 )
 def test_keys_create_rejects_invalid_company(tmp_path, name):
     result = run_lassod("keys", "create", "--company", name, cwd=tmp_path)

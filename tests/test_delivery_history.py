@@ -142,7 +142,9 @@ async def test_repeated_parameter_checked_after_auth(lassod):
 
     status, _ = await lassod.request("GET", "/api/v1/deliveries?status=a&status=b")
     assert status == 401
-    status, _ = await lassod.request("GET", "/api/v1/tables?limit=1&limit=2", "lasso_wrong")
+    status, _ = await lassod.request(
+        "GET", "/api/v1/tables?limit=1&limit=2", "lasso_wrong"
+    )
     assert status == 401
     for path, field in (
         ("/api/v1/tables?limit=1&limit=2", "limit"),

@@ -263,7 +263,9 @@ async def test_locked_database_logs_one_line(
         blocker.close()
         await pruner.stop()
 
-    failure = next(entry for entry in captured_logs if entry["event"] == "retention_failed")
+    failure = next(
+        entry for entry in captured_logs if entry["event"] == "retention_failed"
+    )
     assert failure["log_level"] == "error"
     assert "exc_info" not in failure
     assert failure["error"] == "OperationalError: database is locked"

@@ -140,7 +140,7 @@ def _enforce(wait_s: float, message: str) -> None:
 
 
 def query_of(request: web.Request) -> dict[str, str]:
-    """Return the request's query parameters, raising ValidationError for a repeated one.
+    """Return the request's query parameters, rejecting a repeated one.
 
     Every query parameter of the API takes one value. Reading only the first
     of several would hide a client's mistake, such as ?status=a&status=b.
@@ -152,7 +152,9 @@ def query_of(request: web.Request) -> dict[str, str]:
         for name in query:
             count = len(query.getall(name))
             if count > 1:
-                raise ValidationError(name, f"is given {count} times; give it at most once")
+                raise ValidationError(
+                    name, f"is given {count} times; give it at most once"
+                )
     return dict(query)
 
 
@@ -164,7 +166,9 @@ def page_of(request: web.Request) -> Page:
     )
 
 
-def _query_int(query: dict[str, str], name: str, default: int, low: int, high: int) -> int:
+def _query_int(
+    query: dict[str, str], name: str, default: int, low: int, high: int
+) -> int:
     text = query.get(name)
     if text is None:
         return default
