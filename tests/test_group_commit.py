@@ -169,3 +169,37 @@ async def test_close_gap_raises_store_error(tmp_path):
             await asyncio.wait_for(database.transaction(insert_company, "late"), 5)
     finally:
         await database.close()
+
+
+def set_busy_timeout(connection: sqlite3.Connection, milliseconds: int) -> None:
+    connection.execute(f"PRAGMA busy_timeout = {milliseconds}")
+
+
+async def test_work_queued_behind_locked_group_fails(tmp_path):
+    path = str(tmp_path / "group.db")
+    database = await Database.open(path)
+    await database.read(set_busy_timeout, 500)
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        first = asyncio.ensure_future(database.transaction(insert_company, "first"))
+        # The first group is now waiting out the busy timeout.
+        await asyncio.sleep(0.1)
+        queued_at = time.monotonic()
+        second = asyncio.ensure_future(database.transaction(insert_company, "second"))
+        with pytest.raises(sqlite3.OperationalError):
+            await first
+        with pytest.raises(sqlite3.OperationalError):
+            await second
+        waited_s = time.monotonic() - queued_at
+        blocker.execute("ROLLBACK")
+        await database.transaction(insert_company, "after")
+        names = await database.read(company_names)
+    finally:
+        blocker.close()
+        await database.close()
+
+    # About 0.4 s: the rest of the first group's wait. A group of its own
+    # would have waited the whole 0.5 s busy timeout again, about 0.9 s.
+    assert waited_s < 0.7
+    assert names == ["after"]

@@ -250,21 +250,41 @@ def _commit_turn(database: Database, loop: asyncio.AbstractEventLoop) -> None:
                 database._committing = False
                 return
         started = time.perf_counter()
-        failed = False
+        failure: BaseException | None = None
         try:
             _in_group(connection, group)
         except BaseException as error:
             # No work in the group was committed.
-            failed = True
+            failure = error
             for item in group:
                 item.error = error
         elapsed = time.perf_counter() - started
         _call_on_loop(loop, database._finish_group, group, elapsed)
-        if failed:
+        if failure is not None:
+            if is_unavailable(failure):
+                _fail_queued(database, loop, failure)
             # A locked or failing database may block each group for the
             # busy timeout: let queued reads run before the next try.
             break
     _call_on_loop(loop, database._start_turn)
+
+
+def _fail_queued(
+    database: Database, loop: asyncio.AbstractEventLoop, error: BaseException
+) -> None:
+    """Fail the work queued during a group that found the database unavailable.
+
+    That work already waited up to the busy timeout behind the failed
+    group. Another group would make it wait that long again, so an API
+    request could take twice the busy timeout to get its 503. None of it
+    ran, so its callers may simply try again.
+    """
+    with database._lock:
+        queued, database._queued = database._queued, []
+    for item in queued:
+        item.error = error
+    if queued:
+        _call_on_loop(loop, database._finish_group, queued, 0.0)
 
 
 def _call_on_loop(
