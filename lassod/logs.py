@@ -131,7 +131,7 @@ class _StructlogHandler(logging.Handler):
                 # an API key from an over-long Authorization header.
                 fields["error"] = f"{type(error).__name__} (HTTP {error.code})"
             elif isinstance(error, EXPECTED_NETWORK_ERRORS):
-                fields["error"] = f"{type(error).__name__}: {error}"
+                fields["error"] = error_text(error)
             else:
                 fields["exc_info"] = record.exc_info
         logger.log(record.levelno, "library_log", **fields)
@@ -144,6 +144,11 @@ def _route_standard_logging(level: int) -> None:
             root.removeHandler(handler)
     root.addHandler(_StructlogHandler())
     root.setLevel(level)
+
+
+def error_text(error: BaseException) -> str:
+    """Return an error as `Type: message`, for the error field of a log line."""
+    return f"{type(error).__name__}: {error}"
 
 
 def flush() -> None:

@@ -8,7 +8,7 @@ import threading
 from typing import Callable
 
 from lassod.clock import now_ms
-from lassod.logs import logger
+from lassod.logs import error_text, logger
 from lassod.store import Database
 from lassod.store.deliveries import (
     AttemptJob,
@@ -157,7 +157,7 @@ class OutcomeRecorder:
                 "outcome_commit_failed",
                 outcomes_waiting=waiting,
                 starts_waiting=starts,
-                error=repr(error),
+                error=error_text(error),
             )
             if self._retry is None and not self._stopped:
                 self._retry = asyncio.get_running_loop().call_later(

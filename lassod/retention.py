@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from lassod.clock import now_ms
 from lassod.config import RetentionSettings
-from lassod.logs import logger
+from lassod.logs import error_text, logger
 from lassod.store import Database
 from lassod.store.database import is_unavailable
 from lassod.store import retention as queries
@@ -81,7 +81,7 @@ class Pruner:
                     # and a traceback would only repeat the error's text.
                     logger.error(
                         "retention_failed",
-                        error=f"{type(error).__name__}: {error}",
+                        error=error_text(error),
                         retry_in_s=self._settings.interval_s,
                     )
                 else:

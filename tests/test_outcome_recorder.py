@@ -78,6 +78,7 @@ async def test_failed_commit_is_retried_without_loss(
     failures = [entry for entry in captured_logs if entry["event"] == "outcome_commit_failed"]
     waiting = [(entry["outcomes_waiting"], entry["starts_waiting"]) for entry in failures]
     assert waiting == [logged]
+    assert failures[0]["error"] == "OperationalError: disk I/O error"
 
 
 async def test_stop_gives_up_on_a_stuck_commit(tmp_path, monkeypatch, captured_logs):

@@ -10,7 +10,7 @@ import structlog
 from aiohttp import web
 
 from lassod.ids import new_id
-from lassod.logs import logger
+from lassod.logs import error_text, logger
 from lassod.store.database import is_unavailable
 from lassod.validation import ValidationError
 from lassod.web.state import SETTINGS
@@ -149,7 +149,7 @@ def _unavailable_response(request: web.Request, error: Exception) -> web.Respons
         "api_database_unavailable",
         method=request.method,
         path=request.path,
-        error=f"{type(error).__name__}: {error}",
+        error=error_text(error),
     )
     response = error_response(
         request,
