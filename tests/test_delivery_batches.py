@@ -118,21 +118,52 @@ async def test_outcomes_update_each_row_once(database):
     assert streak == second.started_ms
 
 
-async def test_cancelled_delivery_stays_cancelled(database):
+def delivery_state(connection: sqlite3.Connection) -> tuple[str, str | None]:
+    row = connection.execute("SELECT status, reason FROM deliveries").fetchone()
+    return row[0], row[1]
+
+
+@pytest.mark.parametrize(
+    ("attempt_outcome", "delivery_status", "expected"),
+    [
+        ("failed", "pending", ("cancelled", "endpoint was removed")),
+        ("succeeded", "succeeded", ("succeeded", None)),
+    ],
+    ids=["failed attempt", "succeeded attempt"],
+)
+async def test_cancel_during_attempt(
+    database, attempt_outcome, delivery_status, expected
+):
     ids = await database.transaction(seed, 1, 1_000)
     [job] = await database.transaction(queries.begin_attempts, ids, 2_000)
     await database.transaction(
         queries.cancel_pending_for_endpoint, "ep_1", "endpoint was removed", 2_500
     )
 
+    result = outcome(job, attempt_outcome, delivery_status, next_due_ms=9_000)
+    await database.transaction(queries.record_outcomes, [result], 3_000)
+
+    assert await database.read(delivery_state) == expected
+
+
+async def test_stale_success_leaves_cancelled(database):
+    """Only the delivery's latest attempt can turn a cancelled delivery into succeeded."""
+    ids = await database.transaction(seed, 1, 1_000)
+    [first] = await database.transaction(queries.begin_attempts, ids, 2_000)
     await database.transaction(
-        queries.record_outcomes, [outcome(job, "succeeded", "succeeded")], 3_000
+        queries.record_outcomes, [outcome(first, "failed", "pending", 2_100)], 2_050
+    )
+    [second] = await database.transaction(queries.begin_attempts, ids, 2_200)
+    await database.transaction(
+        queries.cancel_pending_for_endpoint, "ep_1", "endpoint was removed", 2_500
     )
 
-    status = await database.read(
-        lambda connection: connection.execute("SELECT status FROM deliveries").fetchone()[0]
-    )
-    assert status == "cancelled"
+    # An outcome of the first attempt arriving again must not count.
+    stale = outcome(first, "succeeded", "succeeded")
+    await database.transaction(queries.record_outcomes, [stale], 3_000)
+
+    assert second.number == 2
+    assert await database.read(delivery_state) == ("cancelled", "endpoint was removed")
 
 
 async def test_pending_due_after_pages_in_order(database):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timezone
 
+from aiohttp import web
+
 from tests.conftest import eventually, make_settings
 from tests.delivery_helpers import always, complete, create_table, wait_for_status
 
@@ -67,6 +69,32 @@ async def test_pending_retry_goes_to_new_url(start_lassod, tmp_path, make_receiv
     )
     assert detail["url"] == new.url
     assert [attempt["number"] for attempt in detail["attempts"]] == [1, 2]
+
+
+async def test_removed_webhook_keeps_success_in_flight(lassod, make_receiver):
+    release = asyncio.Event()
+
+    async def answer_when_released(request, number):
+        await release.wait()
+        return web.Response(status=200, text="ok")
+
+    receiver = await make_receiver(answer_when_released)
+    key = await lassod.new_key()
+    table = await create_table(lassod, key, webhook_url=receiver.url)
+    await complete(lassod, key, table["id"])
+    await receiver.wait_for(1)
+
+    status, _ = await patch(lassod, key, table["id"], webhook_url=None)
+    assert status == 200
+    delivery_id = (await only_delivery(lassod, key))["id"]
+    await wait_for_status(lassod, key, delivery_id, "cancelled")
+    release.set()
+
+    # The receiver accepted the attempt that was in flight, so the
+    # delivery ends succeeded, not cancelled.
+    detail = await wait_for_status(lassod, key, delivery_id, "succeeded")
+    assert detail["reason"] is None
+    assert [attempt["outcome"] for attempt in detail["attempts"]] == ["succeeded"]
 
 
 async def test_removing_webhook_cancels_pending(start_lassod, tmp_path, make_receiver):

@@ -299,8 +299,9 @@ def record_outcomes(
 ) -> list[Deactivation]:
     """Store attempt results and move each delivery to its next state.
 
-    A delivery cancelled while its attempt was in flight stays cancelled.
-    Returns the endpoints that these outcomes deactivated. Each statement
+    A delivery cancelled or abandoned while its attempt was in flight keeps
+    that state unless the attempt succeeded. The receiver then has the
+    event, so the delivery becomes succeeded. Returns the endpoints that these outcomes deactivated. Each statement
     covers the whole batch (see _json_result).
     """
     outcomes = list(outcomes)
@@ -332,12 +333,21 @@ def record_outcomes(
     connection.execute(
         "UPDATE deliveries SET status = v.value ->> 1, next_due_ms = v.value ->> 2,"
         " reason = v.value ->> 3, updated_ms = ? FROM json_each(?) AS v"
-        " WHERE deliveries.id = v.value ->> 0 AND deliveries.status = 'pending'",
+        " WHERE deliveries.id = v.value ->> 0 AND (deliveries.status = 'pending'"
+        "  OR (v.value ->> 1 = 'succeeded'"
+        "   AND deliveries.status IN ('cancelled', 'abandoned')"
+        "   AND deliveries.attempt_count = v.value ->> 4))",
         (
             now_ms,
             _json(
                 [
-                    (item.delivery_id, item.delivery_status, item.next_due_ms, item.reason)
+                    (
+                        item.delivery_id,
+                        item.delivery_status,
+                        item.next_due_ms,
+                        item.reason,
+                        item.number,
+                    )
                     for item in latest.values()
                 ]
             ),
