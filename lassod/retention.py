@@ -9,8 +9,8 @@ from lassod.clock import now_ms
 from lassod.config import RetentionSettings
 from lassod.logs import error_text, logger
 from lassod.store import Database
-from lassod.store.database import is_unavailable
 from lassod.store import retention as queries
+from lassod.store.database import is_unavailable
 
 # A pause between batches lets the scheduler's queries run in between, since
 # all queries share one database thread.

@@ -284,7 +284,9 @@ def _fail_queued(
     for item in queued:
         item.error = error
     if queued:
-        _call_on_loop(loop, database._finish_group, queued, 0.0)
+        # Not through _finish_group: work that never ran has no duration
+        # for the operation metrics.
+        _call_on_loop(loop, _resolve, queued)
 
 
 def _call_on_loop(

@@ -301,8 +301,9 @@ def record_outcomes(
 
     A delivery cancelled or abandoned while its attempt was in flight keeps
     that state unless the attempt succeeded. The receiver then has the
-    event, so the delivery becomes succeeded. Returns the endpoints that these outcomes deactivated. Each statement
-    covers the whole batch (see _json_result).
+    event, so the delivery becomes succeeded. Returns the endpoints that
+    these outcomes deactivated. Each statement covers the whole batch (see
+    _json_result).
     """
     outcomes = list(outcomes)
     if not outcomes:
