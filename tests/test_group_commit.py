@@ -203,3 +203,23 @@ async def test_work_queued_behind_locked_group_fails(tmp_path):
     # would have waited the whole 0.5 s busy timeout again, about 0.9 s.
     assert waited_s < 0.7
     assert names == ["after"]
+
+
+async def test_open_while_another_process_writes(tmp_path):
+    path = str(tmp_path / "group.db")
+    await (await Database.open(path)).close()
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        started = time.monotonic()
+        database = await Database.open(path)
+        opened_s = time.monotonic() - started
+        names = await database.read(company_names)
+        await database.close()
+    finally:
+        blocker.close()
+
+    # Opening an existing database needs no write lock, so it does not wait
+    # out the 5 s busy timeout.
+    assert opened_s < 2.0
+    assert names == []

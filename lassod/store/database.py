@@ -40,6 +40,9 @@ class StoreError(Exception):
     """The database could not be opened or migrated, or is closed."""
 
 
+# PRAGMA auto_vacuum's value for INCREMENTAL.
+_INCREMENTAL = 2
+
 # SQLite result codes of a database that is locked, failing or full, as
 # opposed to a fault in a query.
 _UNAVAILABLE_CODES = (
@@ -106,7 +109,13 @@ class Database:
             await database.read(_migrate)
         except sqlite3.Error as error:
             await connection.close()
-            raise StoreError(f"cannot prepare database {path!r}: {error}") from error
+            message = f"cannot prepare database {path!r}: {error}"
+            if is_unavailable(error) and "locked" in str(error):
+                message += (
+                    "; another process holds a write lock on it, so start lassod"
+                    " again once that process has finished"
+                )
+            raise StoreError(message) from error
         return database
 
     async def close(self) -> None:
@@ -349,7 +358,10 @@ def _configure(connection: sqlite3.Connection) -> None:
     connection.row_factory = sqlite3.Row
     # Takes effect only on a new, empty database; lets retention return
     # pruned pages to the file system with PRAGMA incremental_vacuum.
-    connection.execute("PRAGMA auto_vacuum = INCREMENTAL")
+    # Setting it takes the write lock even when nothing changes, which
+    # would keep lassod from starting while another process holds the lock.
+    if connection.execute("PRAGMA auto_vacuum").fetchone()[0] != _INCREMENTAL:
+        connection.execute("PRAGMA auto_vacuum = INCREMENTAL")
     connection.execute("PRAGMA journal_mode = WAL")
     # FULL makes every COMMIT durable across power loss, not just a crash.
     connection.execute("PRAGMA synchronous = FULL")
