@@ -112,7 +112,10 @@ async def test_reactivation_clears_disabled_reason(lassod, make_receiver):
         "POST", path + "/recover", key, json={"since": "2026-01-01T00:00:00Z"}
     )
     assert status == 409
-    assert "PATCH active=true" in recover["message"]
+    assert recover["message"] == (
+        f"subscription {subscription['id']!r} is deactivated;"
+        " reactivate the subscription with PATCH active=true first"
+    )
     status, enabled = await lassod.request("PATCH", path, key, json={"active": True})
 
     assert "410" in disabled["disabled_reason"]

@@ -92,10 +92,12 @@ def check_requeued(requeue: Requeue, target: str, kind: str) -> None:
         }.get(kind, "set a table's webhook_url or create a subscription first")
         raise ApiError(409, f"{target} has no webhook endpoint any more; {fix}")
     if requeue.result == "inactive":
+        if kind == "subscription":
+            problem = f"{target} is deactivated"
+        else:
+            problem = f"{target} goes to a deactivated subscription"
         raise ApiError(
-            409,
-            f"{target} has a deactivated subscription as its endpoint;"
-            " reactivate it with PATCH active=true first",
+            409, f"{problem}; reactivate the subscription with PATCH active=true first"
         )
 
 
