@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from typing import Callable
 
 from lassod.clock import now_ms
@@ -55,6 +56,8 @@ class OutcomeRecorder:
         self._idle = asyncio.Event()
         self._idle.set()
         self._retry: asyncio.TimerHandle | None = None
+        # When the first of the commits failing now failed (time.monotonic).
+        self._failing_since: float | None = None
         self._stopped = False
 
     def add(self, outcome: AttemptOutcome) -> None:
@@ -153,6 +156,8 @@ class OutcomeRecorder:
             # NOTE: while the disk fails, recording stalls here and is tried
             # again every RETRY_PAUSE_S. Deliveries stay in flight, which is
             # the safe side: a restart finds their attempts interrupted.
+            if self._failing_since is None:
+                self._failing_since = time.monotonic()
             logger.error(
                 "outcome_commit_failed",
                 outcomes_waiting=waiting,
@@ -164,6 +169,12 @@ class OutcomeRecorder:
                     RETRY_PAUSE_S, self._retry_now
                 )
             return
+        if self._failing_since is not None:
+            logger.info(
+                "outcome_commit_recovered",
+                failed_for_s=round(time.monotonic() - self._failing_since, 1),
+            )
+            self._failing_since = None
         if take.batch:
             self._on_recorded(take.batch, take.deactivated)
         _hand_out(take.jobs, take.starts)

@@ -79,6 +79,11 @@ async def test_failed_commit_is_retried_without_loss(
     waiting = [(entry["outcomes_waiting"], entry["starts_waiting"]) for entry in failures]
     assert waiting == [logged]
     assert failures[0]["error"] == "OperationalError: disk I/O error"
+    recovered = [
+        entry for entry in captured_logs if entry["event"] == "outcome_commit_recovered"
+    ]
+    assert len(recovered) == 1
+    assert recovered[0]["failed_for_s"] >= 0
 
 
 async def test_stop_gives_up_on_a_stuck_commit(tmp_path, monkeypatch, captured_logs):
