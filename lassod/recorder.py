@@ -56,7 +56,7 @@ class OutcomeRecorder:
         self._idle = asyncio.Event()
         self._idle.set()
         self._retry: asyncio.TimerHandle | None = None
-        # When the first of the commits failing now failed (time.monotonic).
+        # time.monotonic() of the first failed commit since the last success.
         self._failing_since: float | None = None
         self._stopped = False
 
