@@ -73,6 +73,29 @@ async def test_locked_database_answers_503_and_recovers(lassod):
     assert table["status"] == "queued"
 
 
+async def test_reads_answer_while_a_write_waits_for_lock(lassod):
+    key = await lassod.new_key()
+    table = await create_table(lassod, key)
+    await lassod.daemon.database.read(set_busy_timeout, 3_000)
+    async with locked_database(lassod.daemon.settings.database.path):
+        body = {"name": "Waiting", "schema_id": "sch_1", "source_text": "text"}
+        waiting = asyncio.ensure_future(
+            lassod.request("POST", "/api/v1/tables", key, json=body)
+        )
+        # The POST's group now waits out the busy timeout on the writer.
+        await asyncio.sleep(0.2)
+        started = asyncio.get_running_loop().time()
+        status, listed = await lassod.request("GET", "/api/v1/tables", key)
+        read_s = asyncio.get_running_loop().time() - started
+    post_status, _ = await waiting
+
+    assert status == 200
+    assert [item["id"] for item in listed["data"]] == [table["id"]]
+    assert read_s < 1.0
+    # The lock ended before the busy timeout, so the waiting write went in.
+    assert post_status == 201
+
+
 def test_query_faults_are_not_unavailability(tmp_path):
     """A broken query is a 500 with a traceback, not a retryable 503."""
     path = str(tmp_path / "faults.db")

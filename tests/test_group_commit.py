@@ -223,3 +223,42 @@ async def test_open_while_another_process_writes(tmp_path):
     # out the 5 s busy timeout.
     assert opened_s < 2.0
     assert names == []
+
+
+async def test_snapshot_reads_past_a_locked_writer(tmp_path):
+    path = str(tmp_path / "group.db")
+    database = await Database.open(path)
+    await database.transaction(insert_company, "before")
+    await database.read(set_busy_timeout, 2_000)
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        # The writer's thread now waits out its busy timeout in this group.
+        waiting = asyncio.ensure_future(database.transaction(insert_company, "waiting"))
+        await asyncio.sleep(0.1)
+        started = time.monotonic()
+        names = await database.snapshot(company_names)
+        snapshot_s = time.monotonic() - started
+        blocker.execute("ROLLBACK")
+        await waiting
+        after = await database.snapshot(company_names)
+    finally:
+        blocker.close()
+        await database.close()
+
+    assert snapshot_s < 1.0
+    assert names == ["before"]
+    # A snapshot taken after a commit includes it.
+    assert after == ["before", "waiting"]
+
+
+async def test_snapshot_cannot_write(tmp_path):
+    database = await Database.open(str(tmp_path / "group.db"))
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            await database.snapshot(insert_company, "sneaky")
+        names = await database.read(company_names)
+    finally:
+        await database.close()
+
+    assert names == []

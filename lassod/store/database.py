@@ -74,11 +74,18 @@ class Database:
     Each call to `transaction` or `read` runs one plain function against the
     sqlite3 connection in a single thread hand-off, so a transaction of many
     statements costs one hand-off and no other coroutine can interleave
-    statements into it.
+    statements into it. A second, read-only connection on its own thread
+    serves `snapshot`, for the API's reads.
     """
 
-    def __init__(self, connection: aiosqlite.Connection, path: str) -> None:
+    def __init__(
+        self,
+        connection: aiosqlite.Connection,
+        path: str,
+        reader: aiosqlite.Connection | None = None,
+    ) -> None:
         self._connection = connection
+        self._reader = reader
         self.path = path
         # Called with (query function name, seconds) after each operation.
         self.on_operation: Callable[[str, float], None] | None = None
@@ -116,9 +123,18 @@ class Database:
                     " again once that process has finished"
                 )
             raise StoreError(message) from error
+        try:
+            database._reader = await _open_reader(path)
+        except sqlite3.Error as error:
+            await connection.close()
+            raise StoreError(
+                f"cannot open database {path!r} to read: {error}"
+            ) from error
         return database
 
     async def close(self) -> None:
+        if self._reader is not None:
+            await self._reader.close()
         await self._connection.close()
 
     def submit(self, work: Callable[..., Result], *args: Any) -> asyncio.Future[Result]:
@@ -196,6 +212,25 @@ class Database:
         """Run work(connection, *args) outside an explicit transaction."""
         return await self._run(work.__name__, work, *args)
 
+    async def snapshot(self, work: Callable[..., Result], *args: Any) -> Result:
+        """Run work(connection, *args) in one read transaction, on the reader.
+
+        The reads see every committed transaction and one consistent state.
+        They wait neither behind group commits on the writer's thread nor,
+        in WAL mode, for another process's write lock. A database in memory
+        has no second connection, so its snapshots run as `read` does.
+        """
+        if self._reader is None:
+            return await self.read(work, *args)
+        started = time.perf_counter()
+        try:
+            return await self._reader._execute(
+                _call_in_snapshot, self._reader, work, args
+            )
+        finally:
+            if self.on_operation is not None:
+                self.on_operation(work.__name__, time.perf_counter() - started)
+
     async def _run(self, name: str | None, work: Callable[..., Any], *args: Any) -> Any:
         started = time.perf_counter()
         try:
@@ -217,12 +252,44 @@ class Database:
         on its thread before the event loop learns of that, so work queued in
         between would otherwise fail with sqlite3's ProgrammingError.
         """
-        connection = self._connection._conn
-        try:
-            connection.total_changes
-        except sqlite3.ProgrammingError as error:
-            raise ValueError("Connection closed") from error
-        return connection
+        return _open_connection(self._connection)
+
+
+def _open_connection(connection: aiosqlite.Connection) -> sqlite3.Connection:
+    """Return the sqlite3 connection under an aiosqlite one, or raise ValueError."""
+    raw = connection._conn
+    try:
+        raw.total_changes
+    except sqlite3.ProgrammingError as error:
+        raise ValueError("Connection closed") from error
+    return raw
+
+
+async def _open_reader(path: str) -> aiosqlite.Connection | None:
+    """Open the read-only second connection, or return None for a database in memory."""
+    if path == ":memory:" or path.startswith("file:"):
+        return None
+    uri = Path(path).resolve().as_uri() + "?mode=ro"
+    reader = await aiosqlite.connect(uri, uri=True, isolation_level=None)
+    try:
+        reader.row_factory = sqlite3.Row
+        await reader.execute("PRAGMA busy_timeout = 5000")
+        await reader.execute("PRAGMA query_only = ON")
+    except BaseException:
+        await reader.close()
+        raise
+    return reader
+
+
+def _call_in_snapshot(
+    reader: aiosqlite.Connection, work: Callable[..., Any], args: tuple[Any, ...]
+) -> Any:
+    connection = _open_connection(reader)
+    connection.execute("BEGIN")
+    try:
+        return work(connection, *args)
+    finally:
+        connection.execute("ROLLBACK")
 
 
 def _call_with_connection(

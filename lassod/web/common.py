@@ -99,7 +99,9 @@ async def company_id(request: web.Request) -> str:
     cache = request.app[KEY_CACHE]
     found = cache.get(key_hash)
     if found is None:
-        found = await request.app[DATABASE].read(key_queries.company_for_key_hash, key_hash)
+        found = await request.app[DATABASE].snapshot(
+            key_queries.company_for_key_hash, key_hash
+        )
         if found is None:
             limits.failed_auth.take(client)
             raise _unauthenticated(missing=False)
