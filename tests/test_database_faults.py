@@ -14,6 +14,7 @@ import pytest
 from lassod import recorder
 from lassod.clock import now_ms
 from lassod.store.database import is_unavailable
+from lassod.web import health
 from lassod.store.deliveries import emit_event
 from tests.delivery_helpers import company_of, create_table
 
@@ -94,6 +95,23 @@ async def test_reads_answer_while_a_write_waits_for_lock(lassod):
     assert read_s < 1.0
     # The lock ended before the busy timeout, so the waiting write went in.
     assert post_status == 201
+
+
+async def test_readyz_names_the_lock(lassod, monkeypatch):
+    monkeypatch.setattr(health, "READY_DATABASE_TIMEOUT_S", 0.2)
+    key = await lassod.new_key()
+    await lassod.daemon.database.read(set_busy_timeout, 2_000)
+    async with locked_database(lassod.daemon.settings.database.path):
+        body = {"name": "Waiting", "schema_id": "sch_1", "source_text": "text"}
+        waiting = asyncio.ensure_future(
+            lassod.request("POST", "/api/v1/tables", key, json=body)
+        )
+        await asyncio.sleep(0.2)
+        status, ready = await lassod.request("GET", "/readyz")
+    await waiting
+
+    assert status == 503
+    assert "write lock" in ready["reason"]
 
 
 def test_query_faults_are_not_unavailability(tmp_path):

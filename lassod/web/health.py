@@ -63,7 +63,10 @@ async def _not_ready_reason(app: web.Application) -> str | None:
         async with asyncio.timeout(READY_DATABASE_TIMEOUT_S):
             await app[DATABASE].read(store.ping)
     except TimeoutError:
-        return f"database did not answer within {READY_DATABASE_TIMEOUT_S} s"
+        return (
+            f"database did not answer within {READY_DATABASE_TIMEOUT_S} s;"
+            " another process may hold its write lock, or the disk is failing"
+        )
     except StoreError as error:
         return str(error)
     return None
