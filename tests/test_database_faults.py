@@ -14,8 +14,8 @@ import pytest
 from lassod import recorder
 from lassod.clock import now_ms
 from lassod.store.database import is_unavailable
-from lassod.web import health
 from lassod.store.deliveries import emit_event
+from lassod.web import health
 from tests.delivery_helpers import company_of, create_table
 
 
@@ -74,17 +74,22 @@ async def test_locked_database_answers_503_and_recovers(lassod):
     assert table["status"] == "queued"
 
 
+async def start_waiting_post(lassod, key: str) -> asyncio.Future:
+    """Start a POST whose group then waits out the busy timeout on the writer."""
+    body = {"name": "Waiting", "schema_id": "sch_1", "source_text": "text"}
+    waiting = asyncio.ensure_future(
+        lassod.request("POST", "/api/v1/tables", key, json=body)
+    )
+    await asyncio.sleep(0.2)
+    return waiting
+
+
 async def test_reads_answer_while_a_write_waits_for_lock(lassod):
     key = await lassod.new_key()
     table = await create_table(lassod, key)
     await lassod.daemon.database.read(set_busy_timeout, 3_000)
     async with locked_database(lassod.daemon.settings.database.path):
-        body = {"name": "Waiting", "schema_id": "sch_1", "source_text": "text"}
-        waiting = asyncio.ensure_future(
-            lassod.request("POST", "/api/v1/tables", key, json=body)
-        )
-        # The POST's group now waits out the busy timeout on the writer.
-        await asyncio.sleep(0.2)
+        waiting = await start_waiting_post(lassod, key)
         started = asyncio.get_running_loop().time()
         status, listed = await lassod.request("GET", "/api/v1/tables", key)
         read_s = asyncio.get_running_loop().time() - started
@@ -102,11 +107,7 @@ async def test_readyz_names_the_lock(lassod, monkeypatch):
     key = await lassod.new_key()
     await lassod.daemon.database.read(set_busy_timeout, 2_000)
     async with locked_database(lassod.daemon.settings.database.path):
-        body = {"name": "Waiting", "schema_id": "sch_1", "source_text": "text"}
-        waiting = asyncio.ensure_future(
-            lassod.request("POST", "/api/v1/tables", key, json=body)
-        )
-        await asyncio.sleep(0.2)
+        waiting = await start_waiting_post(lassod, key)
         status, ready = await lassod.request("GET", "/readyz")
     await waiting
 
