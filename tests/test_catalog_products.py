@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from datetime import datetime, timedelta, timezone
 
+from lassod.catalog import products
 from lassod.clock import parse_iso
+from lassod.store import products as product_queries
 from tests.catalog_support import create_attribute, create_product
+from tests.delivery_helpers import company_of
 
 
 async def setup_attributes(lassod, key):
@@ -199,3 +204,38 @@ async def test_delete_product(lassod):
     assert error["error_type"] == "not_found"
     status, _ = await lassod.request("DELETE", f"/api/v1/catalog/{product['id']}", key)
     assert status == 404
+
+
+async def test_changes_feed_waits_for_stamped_write(lassod):
+    key = await lassod.new_key()
+    company = await company_of(lassod)
+    _, start = await lassod.request("GET", "/api/v1/catalog/changes", key)
+    release = threading.Event()
+
+    def insert_then_wait(connection, company_id, new):
+        change = product_queries.insert_product(connection, company_id, new)
+        # This holds the group open, with the product stamped but not committed.
+        release.wait(5)
+        return change
+
+    writing = asyncio.ensure_future(
+        lassod.daemon.database.transaction(
+            insert_then_wait, company, products.parse_new({"attributes": {}})
+        )
+    )
+    await asyncio.sleep(0.2)
+    query = f"?since={start['sync_timestamp']}"
+    polling = asyncio.ensure_future(
+        lassod.request("GET", "/api/v1/catalog/changes" + query, key)
+    )
+    await asyncio.sleep(0.2)
+    release.set()
+    change = await writing
+    _, page = await polling
+    query = f"?since={page['sync_timestamp']}"
+    _, later = await lassod.request("GET", "/api/v1/catalog/changes" + query, key)
+
+    # A feed read while the write was stamped but not committed must not
+    # move sync_timestamp past it, or no poll would ever return it.
+    seen = [product["id"] for product in page["products"] + later["products"]]
+    assert change.product.id in seen

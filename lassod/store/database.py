@@ -75,7 +75,7 @@ class Database:
     sqlite3 connection in a single thread hand-off, so a transaction of many
     statements costs one hand-off and no other coroutine can interleave
     statements into it. A second, read-only connection on its own thread
-    serves `snapshot`, for the API's reads.
+    serves `snapshot`, for the API's key lookups.
     """
 
     def __init__(
@@ -219,6 +219,13 @@ class Database:
         They wait neither behind group commits on the writer's thread nor,
         in WAL mode, for another process's write lock. A database in memory
         has no second connection, so its snapshots run as `read` does.
+
+        Keep snapshots short and rare. A read that compares time stamps with
+        writes, such as the changes feed, must use `read`: a group commit
+        can hold a write stamped earlier that a snapshot does not see yet.
+        And while a snapshot is open, a checkpoint cannot restart the WAL,
+        so snapshots under steady load let the WAL file grow (to 165 MB in
+        2.5 minutes with all API reads on this connection).
         """
         if self._reader is None:
             return await self.read(work, *args)

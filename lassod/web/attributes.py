@@ -50,7 +50,7 @@ async def upsert_attributes(request: web.Request) -> web.Response:
 async def list_attributes(request: web.Request) -> web.Response:
     company = await company_id(request)
     page = page_of(request)
-    rows, total = await request.app[DATABASE].snapshot(
+    rows, total = await request.app[DATABASE].read(
         attribute_queries.list_attributes, company, page.offset, page.limit
     )
     return json_response(page.render([attributes.public(row) for row in rows], total))
@@ -60,7 +60,7 @@ async def list_attributes(request: web.Request) -> web.Response:
 async def get_attribute(request: web.Request) -> web.Response:
     company = await company_id(request)
     key = request.match_info["key"]
-    attribute = await request.app[DATABASE].snapshot(
+    attribute = await request.app[DATABASE].read(
         attribute_queries.get_attribute, company, key
     )
     if attribute is None:

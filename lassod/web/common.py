@@ -99,6 +99,9 @@ async def company_id(request: web.Request) -> str:
     cache = request.app[KEY_CACHE]
     found = cache.get(key_hash)
     if found is None:
+        # From the read-only connection, so that a request does not wait a
+        # busy timeout for its key and then another for its write while
+        # another process holds the write lock.
         found = await request.app[DATABASE].snapshot(
             key_queries.company_for_key_hash, key_hash
         )

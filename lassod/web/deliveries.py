@@ -25,7 +25,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
     company = await company_id(request)
     selection = deliveries.parse_filter(query_of(request), company)
     page = page_of(request)
-    rows, total = await request.app[DATABASE].snapshot(
+    rows, total = await request.app[DATABASE].read(
         history.list_deliveries, selection, page.offset, page.limit
     )
     return json_response(page.render([deliveries.public(row) for row in rows], total))
@@ -35,7 +35,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
 async def get_delivery(request: web.Request) -> web.Response:
     company = await company_id(request)
     delivery_id = request.match_info["delivery_id"]
-    detail = await request.app[DATABASE].snapshot(
+    detail = await request.app[DATABASE].read(
         history.get_delivery, company, delivery_id
     )
     if detail is None:

@@ -43,7 +43,7 @@ async def readyz(request: web.Request) -> web.Response:
 async def metrics_text(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
     _check_metrics_access(request, runtime.settings.metrics)
-    pending = await request.app[DATABASE].snapshot(delivery_queries.count_pending)
+    pending = await request.app[DATABASE].read(delivery_queries.count_pending)
     runtime.metrics.set_pending(pending)
     return web.Response(
         body=runtime.metrics.render(), headers={"Content-Type": metrics.CONTENT_TYPE}

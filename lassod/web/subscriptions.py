@@ -44,7 +44,7 @@ async def create_subscription(request: web.Request) -> web.Response:
 async def list_subscriptions(request: web.Request) -> web.Response:
     company = await company_id(request)
     page = page_of(request)
-    rows, total = await request.app[DATABASE].snapshot(
+    rows, total = await request.app[DATABASE].read(
         subscription_queries.list_subscriptions, company, page.offset, page.limit
     )
     return json_response(
@@ -56,7 +56,7 @@ async def list_subscriptions(request: web.Request) -> web.Response:
 async def get_subscription(request: web.Request) -> web.Response:
     company = await company_id(request)
     subscription_id = request.match_info["subscription_id"]
-    subscription = await request.app[DATABASE].snapshot(
+    subscription = await request.app[DATABASE].read(
         subscription_queries.get_subscription, company, subscription_id
     )
     if subscription is None:
@@ -118,7 +118,7 @@ async def recover_abandoned(request: web.Request) -> web.Response:
     subscription_id = request.match_info["subscription_id"]
     since_ms, until_ms = deliveries.parse_window(await read_json(request))
     database = request.app[DATABASE]
-    found = await database.snapshot(
+    found = await database.read(
         subscription_queries.get_subscription, company, subscription_id
     )
     if found is None:

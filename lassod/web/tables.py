@@ -33,7 +33,7 @@ async def create_table(request: web.Request) -> web.Response:
 async def list_tables(request: web.Request) -> web.Response:
     company = await company_id(request)
     page = page_of(request)
-    rows, total = await request.app[DATABASE].snapshot(
+    rows, total = await request.app[DATABASE].read(
         table_queries.list_tables, company, page.offset, page.limit
     )
     return json_response(page.render([tables.public(row) for row in rows], total))
@@ -43,7 +43,7 @@ async def list_tables(request: web.Request) -> web.Response:
 async def get_table(request: web.Request) -> web.Response:
     company = await company_id(request)
     table_id = request.match_info["table_id"]
-    table = await request.app[DATABASE].snapshot(
+    table = await request.app[DATABASE].read(
         table_queries.get_table, company, table_id
     )
     if table is None:
@@ -106,7 +106,7 @@ async def redeliver_abandoned(request: web.Request) -> web.Response:
     table_id = request.match_info["table_id"]
     since_ms, until_ms = deliveries.parse_window(await read_json(request))
     database = request.app[DATABASE]
-    if await database.snapshot(table_queries.get_table, company, table_id) is None:
+    if await database.read(table_queries.get_table, company, table_id) is None:
         raise not_found("table", table_id)
     requeue = await database.transaction(
         delivery_queries.recover_abandoned, table_id, since_ms, until_ms, now_ms()
