@@ -16,7 +16,7 @@ from lassod import __version__, deliveries, logs
 from lassod.clock import iso_ms, iso_us, now_ms, now_us
 from lassod.config import ConfigError, Settings, load_settings
 from lassod.ids import hash_api_key, new_api_key
-from lassod.store import Database, StoreError, history
+from lassod.store import Database, DatabaseError, StoreError, history
 from lassod.store import deliveries as delivery_queries
 from lassod.store import keys as key_queries
 from lassod.store.history import DeliveryFilter
@@ -153,6 +153,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(command(settings, args))
     except StoreError as error:
         print(f"lassod: {error}", file=sys.stderr)
+        return 1
+    except DatabaseError as error:
+        # A read-only, locked or failing database file, for example.
+        print(f"lassod: database {path!r} failed: {error}", file=sys.stderr)
         return 1
 
 

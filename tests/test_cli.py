@@ -147,6 +147,26 @@ def test_keys_create_creates_missing_database(tmp_path):
     assert path.exists()
 
 
+def test_keys_create_on_read_only_database(tmp_path):
+    path = tmp_path / "lassod.db"
+    environ = {"LASSOD_DATABASE_PATH": str(path)}
+    created = run_lassod(
+        "keys", "create", "--company", "acme", cwd=tmp_path, env_extra=environ
+    )
+    assert created.returncode == 0, created.stderr
+    read_only = {"LASSOD_DATABASE_PATH": f"file:{path}?mode=ro"}
+
+    result = run_lassod(
+        "keys", "create", "--company", "globex", cwd=tmp_path, env_extra=read_only
+    )
+
+    assert result.returncode == 1
+    assert result.stderr.startswith("lassod: database ")
+    assert "readonly database" in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+    assert result.stdout == ""
+
+
 def test_serve_rejects_bracketed_host(tmp_path):
     environ = {"LASSOD_SERVER_HOST": "[::1]"}
 

@@ -3,6 +3,8 @@
 This package is the only place that imports aiosqlite or sqlite3.
 """
 
+from sqlite3 import Error as DatabaseError
+
 from lassod.store.database import Database, StoreError
 
-__all__ = ["Database", "StoreError"]
+__all__ = ["Database", "DatabaseError", "StoreError"]
