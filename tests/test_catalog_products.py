@@ -214,7 +214,7 @@ async def test_changes_feed_waits_for_stamped_write(lassod):
 
     def insert_then_wait(connection, company_id, new):
         change = product_queries.insert_product(connection, company_id, new)
-        # This holds the group open, with the product stamped but not committed.
+        # This keeps the group open, with the product stamped but not committed.
         release.wait(5)
         return change
 

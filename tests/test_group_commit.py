@@ -175,12 +175,18 @@ def set_busy_timeout(connection: sqlite3.Connection, milliseconds: int) -> None:
     connection.execute(f"PRAGMA busy_timeout = {milliseconds}")
 
 
+def take_write_lock(path: str) -> sqlite3.Connection:
+    """Open a second connection, as another process would, that has the write lock."""
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    return blocker
+
+
 async def test_work_queued_behind_locked_group_fails(tmp_path):
     path = str(tmp_path / "group.db")
     database = await Database.open(path)
     await database.read(set_busy_timeout, 500)
-    blocker = sqlite3.connect(path, isolation_level=None)
-    blocker.execute("BEGIN IMMEDIATE")
+    blocker = take_write_lock(path)
     try:
         first = asyncio.ensure_future(database.transaction(insert_company, "first"))
         # The first group is now waiting out the busy timeout.
@@ -208,8 +214,7 @@ async def test_work_queued_behind_locked_group_fails(tmp_path):
 async def test_open_while_another_process_writes(tmp_path):
     path = str(tmp_path / "group.db")
     await (await Database.open(path)).close()
-    blocker = sqlite3.connect(path, isolation_level=None)
-    blocker.execute("BEGIN IMMEDIATE")
+    blocker = take_write_lock(path)
     try:
         started = time.monotonic()
         database = await Database.open(path)
@@ -230,8 +235,7 @@ async def test_snapshot_reads_past_a_locked_writer(tmp_path):
     database = await Database.open(path)
     await database.transaction(insert_company, "before")
     await database.read(set_busy_timeout, 2_000)
-    blocker = sqlite3.connect(path, isolation_level=None)
-    blocker.execute("BEGIN IMMEDIATE")
+    blocker = take_write_lock(path)
     try:
         # The writer's thread now waits out its busy timeout in this group.
         waiting = asyncio.ensure_future(database.transaction(insert_company, "waiting"))
