@@ -273,7 +273,7 @@ def _open_connection(connection: aiosqlite.Connection) -> sqlite3.Connection:
 
 
 async def _open_reader(path: str) -> aiosqlite.Connection | None:
-    """Open the read-only second connection, or return None for a database in memory."""
+    """Open the read-only second connection, or return None for :memory: or a URI."""
     if path == ":memory:" or path.startswith("file:"):
         return None
     uri = Path(path).resolve().as_uri() + "?mode=ro"
@@ -367,8 +367,8 @@ def _fail_queued(
     for item in queued:
         item.error = error
     if queued:
-        # Not through _finish_group: work that never ran has no duration
-        # for the operation metrics.
+        # Resolved without _finish_group, because work that never ran has no
+        # duration for the operation metrics.
         _call_on_loop(loop, _resolve, queued)
 
 
