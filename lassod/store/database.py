@@ -218,7 +218,8 @@ class Database:
         The reads see every committed transaction and one consistent state.
         They wait neither behind group commits on the writer's thread nor,
         in WAL mode, for another process's write lock. A database in memory
-        has no second connection, so its snapshots run as `read` does.
+        or opened by URI has no second connection, so its snapshots run as
+        `read` does.
 
         Keep snapshots short and rare. A read that compares time stamps with
         writes, such as the changes feed, must use `read`: a group commit
