@@ -266,3 +266,19 @@ async def test_snapshot_cannot_write(tmp_path):
         await database.close()
 
     assert names == []
+
+
+@pytest.mark.parametrize("folder_exists", [True, False], ids=["folder", "no folder"])
+async def test_open_through_dangling_symlink_is_private(tmp_path, folder_exists):
+    target = tmp_path / "data" / "lassod.db"
+    if folder_exists:
+        target.parent.mkdir()
+    link = tmp_path / "lassod.db"
+    link.symlink_to(target)
+
+    database = await Database.open(str(link))
+    await database.transaction(insert_company, "acme")
+    await database.close()
+
+    assert target.exists()
+    assert target.stat().st_mode & 0o777 == 0o600

@@ -419,6 +419,9 @@ def _resolve(group: list[_Work]) -> None:
 def _create_private_file(path: str) -> None:
     if path == ":memory:" or path.startswith("file:"):
         return
+    # A symbolic link whose target is missing would make O_EXCL fail, and
+    # SQLite would then create the target with the umask's mode.
+    path = os.path.realpath(path)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     try:
         descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
