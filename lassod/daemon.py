@@ -62,6 +62,7 @@ class Daemon:
             logs.flush_periodically(), name="lassod-log-flusher"
         )
         self.database = await Database.open(settings.database.path)
+        await self.database.check_writable()
         self.database.on_operation = self.runtime.metrics.database_operation
         self._sender = Sender.create(
             settings.delivery, settings.security, self._resolver

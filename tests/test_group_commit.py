@@ -282,3 +282,31 @@ async def test_open_through_dangling_symlink_is_private(tmp_path, folder_exists)
 
     assert target.exists()
     assert target.stat().st_mode & 0o777 == 0o600
+
+
+async def test_check_writable(tmp_path):
+    path = tmp_path / "group.db"
+    await (await Database.open(str(path))).close()
+    read_only = await Database.open(f"file:{path}?mode=ro")
+    try:
+        with pytest.raises(StoreError, match="read-only for this process"):
+            await read_only.check_writable()
+    finally:
+        await read_only.close()
+
+    database = await Database.open(str(path))
+    blocker = take_write_lock(str(path))
+    try:
+        started = time.monotonic()
+        # Another process's lock is not the file's fault: the check passes.
+        await database.check_writable()
+        locked_s = time.monotonic() - started
+        busy_timeout_ms = await database.read(
+            lambda connection: connection.execute("PRAGMA busy_timeout").fetchone()[0]
+        )
+    finally:
+        blocker.close()
+        await database.close()
+
+    assert locked_s < 1.0
+    assert busy_timeout_ms == 5000

@@ -248,3 +248,20 @@ async def test_start_failure_logged_before_stopping(tmp_path):
     assert code == 1
     events = [json.loads(line)["event"] for line in output.splitlines()]
     assert events == ["lassod_start_failed", "lassod_stopping", "lassod_stopped"]
+
+
+async def test_read_only_database_fails_start(tmp_path):
+    created, _ = await run_lassod(tmp_path, "keys", "create", "--company", "acme")
+    assert created == 0
+    read_only = f"file:{tmp_path / 'lassod.db'}?mode=ro"
+
+    code, output = await run_lassod(tmp_path, "serve", LASSOD_DATABASE_PATH=read_only)
+
+    assert code == 1
+    lines = [json.loads(line) for line in output.splitlines()]
+    assert [line["event"] for line in lines] == [
+        "lassod_start_failed",
+        "lassod_stopping",
+        "lassod_stopped",
+    ]
+    assert "read-only for this process" in lines[0]["error"]

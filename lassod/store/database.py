@@ -132,6 +132,25 @@ class Database:
             ) from error
         return database
 
+    async def check_writable(self) -> None:
+        """Raise StoreError if the database file opened read-only.
+
+        SQLite falls back to read-only when the process may not write the
+        file, and only writes fail then. A lock held by another process
+        lets the check pass at once, since that is not the file's fault.
+        """
+        try:
+            await self.read(_write_nothing)
+        except sqlite3.OperationalError as error:
+            if (error.sqlite_errorname or "").startswith("SQLITE_READONLY"):
+                raise StoreError(
+                    f"database {self.path!r} is read-only for this process: make"
+                    " the file, its -wal and -shm files and its folder writable"
+                    " (under systemd, check ReadWritePaths)"
+                ) from error
+            if not is_unavailable(error):
+                raise
+
     async def close(self) -> None:
         if self._reader is not None:
             await self._reader.close()
@@ -430,6 +449,25 @@ def _create_private_file(path: str) -> None:
     except OSError as error:
         raise StoreError(f"cannot create database {path!r}: {error}") from error
     os.close(descriptor)
+
+
+def _write_nothing(connection: sqlite3.Connection) -> None:
+    """Rewrite user_version with its own value, then roll back.
+
+    Fails at once with SQLITE_BUSY, not after the busy timeout, when
+    another process holds the write lock.
+    """
+    busy_timeout_ms = int(connection.execute("PRAGMA busy_timeout").fetchone()[0])
+    connection.execute("PRAGMA busy_timeout = 0")
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            version = int(connection.execute("PRAGMA user_version").fetchone()[0])
+            connection.execute(f"PRAGMA user_version = {version}")
+        finally:
+            connection.execute("ROLLBACK")
+    finally:
+        connection.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
 
 
 def _configure(connection: sqlite3.Connection) -> None:
