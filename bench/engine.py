@@ -38,13 +38,13 @@ from lassod.scheduler import Scheduler
 from lassod.store import Database
 from lassod.store.deliveries import AttemptJob, count_pending
 
-# Never contacted: the engine's sender makes no request.
+# The engine's sender makes no request, so this URL is never contacted.
 UNUSED_URL = "http://127.0.0.1:9/engine"
 DRAIN_TIMEOUT_S = 300.0
 
 
 class AnsweringSender:
-    """Stands in for lassod's Sender: every attempt succeeds at once."""
+    """A stand-in for lassod's Sender that makes every attempt succeed at once."""
 
     async def send(self, job: AttemptJob) -> AttemptResult:
         await asyncio.sleep(0)
@@ -81,7 +81,10 @@ async def drain_engine(folder: Path, count: int, concurrency: int) -> dict[str, 
             deadline = started + DRAIN_TIMEOUT_S
             while await database.read(count_pending):
                 if time.perf_counter() > deadline:
-                    raise RuntimeError("the engine did not drain its queue in time")
+                    raise RuntimeError(
+                        "the engine did not drain its queue within"
+                        f" {DRAIN_TIMEOUT_S:.0f} s"
+                    )
                 await asyncio.sleep(0.02)
             loop_s = time.thread_time() - loop_started
             process_s = time.process_time() - process_started

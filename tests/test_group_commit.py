@@ -284,7 +284,11 @@ async def test_open_through_dangling_symlink_is_private(tmp_path, folder_exists)
     assert target.stat().st_mode & 0o777 == 0o600
 
 
-async def test_check_writable(tmp_path):
+def busy_timeout_of(connection: sqlite3.Connection) -> int:
+    return connection.execute("PRAGMA busy_timeout").fetchone()[0]
+
+
+async def test_check_writable_read_only_and_locked(tmp_path):
     path = tmp_path / "group.db"
     await (await Database.open(str(path))).close()
     read_only = await Database.open(f"file:{path}?mode=ro")
@@ -301,9 +305,7 @@ async def test_check_writable(tmp_path):
         # Another process's lock is not the file's fault: the check passes.
         await database.check_writable()
         locked_s = time.monotonic() - started
-        busy_timeout_ms = await database.read(
-            lambda connection: connection.execute("PRAGMA busy_timeout").fetchone()[0]
-        )
+        busy_timeout_ms = await database.read(busy_timeout_of)
     finally:
         blocker.close()
         await database.close()

@@ -454,8 +454,8 @@ def _create_private_file(path: str) -> None:
 def _write_nothing(connection: sqlite3.Connection) -> None:
     """Rewrite user_version with its own value, then roll back.
 
-    Fails at once with SQLITE_BUSY, not after the busy timeout, when
-    another process holds the write lock.
+    With the busy timeout set to 0 here, another process's write lock makes
+    this fail at once with SQLITE_BUSY instead of after the timeout.
     """
     busy_timeout_ms = int(connection.execute("PRAGMA busy_timeout").fetchone()[0])
     connection.execute("PRAGMA busy_timeout = 0")
