@@ -6,6 +6,7 @@ import asyncio
 import atexit
 import logging
 import sys
+import time
 from typing import Any, TextIO
 
 import aiohttp
@@ -108,7 +109,7 @@ def configure(level: str = "info", format: str = "auto", stream: TextIO | None =
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _stamp_utc,
             structlog.processors.format_exc_info,
             renderer,
         ],
@@ -144,6 +145,28 @@ def _route_standard_logging(level: int) -> None:
             root.removeHandler(handler)
     root.addHandler(_StructlogHandler())
     root.setLevel(level)
+
+
+class _SecondPrefix:
+    """The rendering of the current second, made once per second."""
+
+    second = -1
+    text = ""
+
+
+def _stamp_utc(_: object, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    """Add `timestamp` as YYYY-MM-DDTHH:MM:SS.ffffffZ in UTC.
+
+    Every log line takes a time stamp, and structlog's TimeStamper builds a
+    datetime for each one. Here only the microseconds are formatted per line.
+    """
+    now_us = time.time_ns() // 1_000
+    second, micros = divmod(now_us, 1_000_000)
+    if second != _SecondPrefix.second:
+        _SecondPrefix.text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _SecondPrefix.second = second
+    event["timestamp"] = f"{_SecondPrefix.text}.{micros:06d}Z"
+    return event
 
 
 def error_text(error: BaseException) -> str:

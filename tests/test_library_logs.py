@@ -5,6 +5,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
+import time
+from datetime import datetime
 
 from lassod import logs
 
@@ -58,3 +61,24 @@ def test_library_log_respects_level():
         logs.configure()
 
     assert logged_lines(stream) == []
+
+
+def test_json_lines_carry_utc_time_to_the_microsecond():
+    stream = io.StringIO()
+    logs.configure("info", "json", stream=stream)
+    try:
+        before = time.time()
+        logs.logger.info("first_line")
+        time.sleep(1.1)
+        logs.logger.info("second_line")
+        after = time.time()
+        logs.flush()
+    finally:
+        logs.configure()
+
+    stamps = [line["timestamp"] for line in logged_lines(stream)]
+    for stamp in stamps:
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", stamp)
+    moments = [datetime.fromisoformat(stamp[:-1] + "+00:00").timestamp() for stamp in stamps]
+    # The second line falls in a later second, so its rendering is new.
+    assert before - 0.001 <= moments[0] < moments[0] + 1.0 <= moments[1] <= after + 0.001
