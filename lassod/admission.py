@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections import Counter, deque
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
+# Every dispatch asks for the host key of each delivery's URL, and parsing
+# a URL costs more than a cache lookup. Most deliveries share a few URLs.
+@lru_cache(maxsize=4096)
 def host_key(url: str) -> str:
     """Return `scheme://host:port` of a URL, the unit per-host limits count.
 
