@@ -23,7 +23,7 @@ USER_AGENT = f"lassod/{__version__}"
 TARGET_CACHE_SIZE = 4096
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class AttemptResult:
     """The result of one request: a status code or an error kind."""
 

@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import re
 import time
+import uuid
 
 import pytest
 
@@ -126,6 +127,18 @@ class TestOrderedIds:
         values = {ids.new_ordered_id("dlv") for _ in range(10_000)}
 
         assert len(values) == 10_000
+
+
+class TestUuids:
+    def test_random_uuids_are_version_4_in_canonical_form(self):
+        values = [ids.new_uuid() for _ in range(2_000)]
+
+        for value in values:
+            parsed = uuid.UUID(value)
+            assert parsed.version == 4
+            assert parsed.variant == uuid.RFC_4122
+            assert str(parsed) == value
+        assert len(set(values)) == len(values)
 
 
 class TestFreezeStartupObjects:
