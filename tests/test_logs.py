@@ -115,3 +115,19 @@ async def test_dead_receiver_one_line_per_attempt(lassod, logged):
     for entry in logged:
         assert "exc_info" not in entry
         assert "exception" not in entry
+
+
+def test_bound_logger_follows_a_new_configuration():
+    first = structlog.testing.LogCapture()
+    second = structlog.testing.LogCapture()
+    try:
+        structlog.configure(processors=[first])
+        logs.bound_logger().info("to_first")
+        logs.bound_logger().info("to_first_again")
+        structlog.configure(processors=[second])
+        logs.bound_logger().info("to_second")
+    finally:
+        logs.configure()
+
+    assert [entry["event"] for entry in first.entries] == ["to_first", "to_first_again"]
+    assert [entry["event"] for entry in second.entries] == ["to_second"]
