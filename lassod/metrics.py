@@ -1,16 +1,27 @@
 """Prometheus metrics: one registry per daemon, rendered by GET /metrics.
 
-Attempts and API requests are counted through label children cached in plain
-dicts, because `labels()` builds a key and takes a lock on every call, and
-lassod counts several metrics per attempt.
+lassod counts several metrics per attempt. Those are kept in plain Python
+numbers on the event loop's thread and turned into metric families at
+scrape time (LoopCounter, LoopHistogram): prometheus_client takes a lock for
+every increment and checks each bucket in turn. API requests are counted
+through label children cached in a plain dict, because `labels()` builds a
+key and takes a lock on every call.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+import math
+from bisect import bisect_left
+from typing import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.utils import floatToGoString
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -38,6 +49,76 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 _STATUS_CLASSES = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
 
 
+class LoopCounter:
+    """A labelled counter updated only on the event loop's thread, without locks.
+
+    It renders as `<name>_total` like prometheus_client's Counter, without
+    the `<name>_created` series.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        label_names: tuple[str, ...],
+        registry: CollectorRegistry,
+    ) -> None:
+        self._name = name
+        self._documentation = documentation
+        self._label_names = label_names
+        self.values: dict[tuple[str, ...], float] = {}
+        registry.register(self)
+
+    def inc(self, labels: tuple[str, ...]) -> None:
+        self.values[labels] = self.values.get(labels, 0) + 1
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            self._name, self._documentation, labels=self._label_names
+        )
+        for labels, value in self.values.items():
+            family.add_metric(labels, value)
+        yield family
+
+
+class LoopHistogram:
+    """A histogram updated only on the event loop's thread, without locks.
+
+    It renders like prometheus_client's Histogram, without the
+    `<name>_created` series.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        buckets: tuple[float, ...],
+        registry: CollectorRegistry,
+    ) -> None:
+        self._name = name
+        self._documentation = documentation
+        self._bounds = (*(float(bound) for bound in buckets), math.inf)
+        # One count per bucket, not cumulative; the last is above every bound.
+        self._counts = [0] * len(self._bounds)
+        self._sum = 0.0
+        registry.register(self)
+
+    def observe(self, value: float) -> None:
+        # A value equal to a bound counts in that bound's bucket (le).
+        self._counts[bisect_left(self._bounds, value)] += 1
+        self._sum += value
+
+    def collect(self) -> Iterator[Metric]:
+        cumulative = 0
+        buckets = []
+        for bound, count in zip(self._bounds, self._counts):
+            cumulative += count
+            buckets.append((floatToGoString(bound), cumulative))
+        yield HistogramMetricFamily(
+            self._name, self._documentation, buckets=buckets, sum_value=self._sum
+        )
+
+
 class Metrics:
     """Every lassod_* metric of one daemon, in its own registry."""
 
@@ -45,39 +126,37 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self._add_delivery_metrics(self.registry)
         self._add_service_metrics(self.registry)
-        self._delivery_children: dict[tuple[str, str], Counter] = {}
-        self._attempt_children: dict[tuple[str, int], Counter] = {}
         self._api_children: dict[tuple[str, str, int], Counter] = {}
         self._database_children: dict[str, Histogram] = {}
         self._observe_attempt_s = self._attempt_seconds.observe
         self._observe_lag_s = self._lag_seconds.observe
 
     def _add_delivery_metrics(self, registry: CollectorRegistry) -> None:
-        self._deliveries = Counter(
+        self._deliveries = LoopCounter(
             "lassod_deliveries",
             "Deliveries that reached a final state, by event"
             " and outcome (succeeded or abandoned).",
             ("event", "outcome"),
-            registry=registry,
+            registry,
         )
-        self._attempts = Counter(
+        self._attempts = LoopCounter(
             "lassod_attempts",
             "Finished attempts by outcome (succeeded, failed,"
             " interrupted) and receiver status class (none without a response).",
             ("outcome", "status_class"),
-            registry=registry,
+            registry,
         )
-        self._attempt_seconds = Histogram(
+        self._attempt_seconds = LoopHistogram(
             "lassod_attempt_duration_seconds",
             "Time from sending an attempt to its result.",
-            buckets=ATTEMPT_BUCKETS_S,
-            registry=registry,
+            ATTEMPT_BUCKETS_S,
+            registry,
         )
-        self._lag_seconds = Histogram(
+        self._lag_seconds = LoopHistogram(
             "lassod_scheduler_lag_seconds",
             "Start time minus due time of each dispatched attempt.",
-            buckets=LAG_BUCKETS_S,
-            registry=registry,
+            LAG_BUCKETS_S,
+            registry,
         )
 
     def _add_service_metrics(self, registry: CollectorRegistry) -> None:
@@ -131,25 +210,12 @@ class Metrics:
         delivery_status: str,
     ) -> None:
         status_class = status_code // 100 if status_code else 0
-        key = (attempt_outcome, status_class)
-        child = self._attempt_children.get(key)
-        if child is None:
-            label = _STATUS_CLASSES.get(status_class, "none")
-            child = self._attempts.labels(attempt_outcome, label)
-            self._attempt_children[key] = child
-        child.inc()
+        label = _STATUS_CLASSES.get(status_class, "none")
+        self._attempts.inc((attempt_outcome, label))
         if duration_ms is not None:
             self._observe_attempt_s(duration_ms / 1000)
         if delivery_status != "pending":
-            self._delivery_finished(event_name, delivery_status)
-
-    def _delivery_finished(self, event_name: str, delivery_status: str) -> None:
-        key = (event_name, delivery_status)
-        child = self._delivery_children.get(key)
-        if child is None:
-            child = self._deliveries.labels(event_name, delivery_status)
-            self._delivery_children[key] = child
-        child.inc()
+            self._deliveries.inc((event_name, delivery_status))
 
     def api_request(self, route: str, method: str, status: int) -> None:
         if method not in _METHODS:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from lassod.metrics import Metrics
+from lassod.metrics import LoopCounter, LoopHistogram, Metrics
 from tests.conftest import eventually, make_settings
 
 
@@ -166,3 +167,29 @@ async def test_api_request_method_label_is_bounded():
         == 1
     )
     assert 'method="BREW"' not in text
+
+
+def without_created(text: bytes) -> list[str]:
+    return [line for line in text.decode().splitlines() if "_created" not in line]
+
+
+def test_loop_metrics_render_like_prometheus_client():
+    observations = [0.0, 0.004, 0.005, 0.0051, 0.7, 10, 300, 301, 1e9]
+    theirs, ours = CollectorRegistry(), CollectorRegistry()
+    histogram = Histogram(
+        "h_seconds", "A time.", buckets=(0.005, 1, 300), registry=theirs
+    )
+    counter = Counter("c", "Things.", ("kind", "code"), registry=theirs)
+    loop_histogram = LoopHistogram("h_seconds", "A time.", (0.005, 1, 300), ours)
+    loop_counter = LoopCounter("c", "Things.", ("kind", "code"), ours)
+    for value in observations:
+        histogram.observe(value)
+        loop_histogram.observe(value)
+    for labels in [("a", "2xx"), ("b", "none"), ("a", "2xx")]:
+        counter.labels(*labels).inc()
+        loop_counter.inc(labels)
+
+    rendered = without_created(generate_latest(ours))
+    assert rendered == without_created(generate_latest(theirs))
+    assert 'h_seconds_bucket{le="0.005"} 3.0' in rendered
+    assert 'c_total{code="2xx",kind="a"} 2.0' in rendered
