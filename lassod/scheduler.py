@@ -13,7 +13,7 @@ from lassod.admission import HostAdmission, host_key
 from lassod.clock import now_ms
 from lassod.config import DeliverySettings
 from lassod.delivery import AttemptResult, Sender
-from lassod.logs import bound_logger, logger
+from lassod.logs import log_event, logger
 from lassod.metrics import Metrics
 from lassod.recorder import OutcomeRecorder
 from lassod.store import Database
@@ -390,10 +390,11 @@ def _log_attempt(job: AttemptJob, result: AttemptResult, outcome: AttemptOutcome
         "error_kind": result.error_kind,
         "duration_ms": result.duration_ms,
     }
-    log = bound_logger()
     if outcome.attempt_outcome == "succeeded":
-        log.info("delivery_attempt_succeeded", **fields)
+        log_event("info", "delivery_attempt_succeeded", fields)
     elif outcome.delivery_status == "abandoned":
-        log.error("delivery_abandoned", reason=outcome.reason, **fields)
+        fields["reason"] = outcome.reason
+        log_event("error", "delivery_abandoned", fields)
     else:
-        log.warning("delivery_attempt_failed", next_due_ms=outcome.next_due_ms, **fields)
+        fields["next_due_ms"] = outcome.next_due_ms
+        log_event("warning", "delivery_attempt_failed", fields)

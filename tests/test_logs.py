@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 import socket
 
 import pytest
@@ -117,17 +119,44 @@ async def test_dead_receiver_one_line_per_attempt(lassod, logged):
         assert "exception" not in entry
 
 
-def test_bound_logger_follows_a_new_configuration():
-    first = structlog.testing.LogCapture()
-    second = structlog.testing.LogCapture()
+
+def test_log_event_writes_what_the_logger_writes():
+    stream = io.StringIO()
+    fields = {"delivery_id": "dlv_1", "attempt": 2, "status": None, "ratio": 0.5}
+    logs.configure("info", "json", stream=stream)
     try:
-        structlog.configure(processors=[first])
-        logs.bound_logger().info("to_first")
-        logs.bound_logger().info("to_first_again")
-        structlog.configure(processors=[second])
-        logs.bound_logger().info("to_second")
+        logger.warning("delivery_attempt_failed", **fields)
+        logs.log_event("warning", "delivery_attempt_failed", dict(fields))
+        logs.flush()
     finally:
         logs.configure()
 
-    assert [entry["event"] for entry in first.entries] == ["to_first", "to_first_again"]
-    assert [entry["event"] for entry in second.entries] == ["to_second"]
+    through_logger, through_event = [
+        json.loads(line) for line in stream.getvalue().splitlines()
+    ]
+    assert through_event.pop("timestamp")
+    assert through_logger.pop("timestamp")
+    assert through_event == through_logger
+    assert through_event["level"] == "warning"
+
+
+def test_log_event_keeps_the_configured_level():
+    stream = io.StringIO()
+    logs.configure("warning", "json", stream=stream)
+    try:
+        logs.log_event("info", "delivery_attempt_succeeded", {"attempt": 1})
+        logs.log_event("error", "delivery_abandoned", {"attempt": 4})
+        # An error line is written at once, without waiting for a flush.
+        written = stream.getvalue()
+    finally:
+        logs.configure()
+
+    [line] = [json.loads(text) for text in written.splitlines()]
+    assert line["event"] == "delivery_abandoned"
+
+
+def test_log_event_follows_another_configuration(logged):
+    logs.log_event("info", "delivery_attempt_succeeded", {"attempt": 1})
+
+    assert [entry["event"] for entry in logged] == ["delivery_attempt_succeeded"]
+    assert logged[0]["attempt"] == 1
