@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from dataclasses import dataclass
 
 import aiohttp
@@ -21,6 +22,9 @@ USER_AGENT = f"lassod/{__version__}"
 # URLs whose target check passed or failed; the check parses the URL and any
 # IP literal, which is a noticeable share of an attempt's cost.
 TARGET_CACHE_SIZE = 4096
+# How often the Sender looks for attempts past delivery.timeout_s. An
+# attempt may run up to this much longer than the timeout.
+DEADLINE_CHECK_S = 0.05
 
 
 @dataclass(slots=True)
@@ -66,6 +70,82 @@ def build_headers(job: AttemptJob, timestamp_s: int) -> dict[str, str]:
     return headers
 
 
+class _Deadline:
+    """The end of one send's time; `task` is cancelled if it is still running."""
+
+    __slots__ = ("when", "task", "cancelling", "finished", "expired")
+
+    def __init__(self, when: float, task: asyncio.Task[object]) -> None:
+        self.when = when
+        self.task = task
+        # How many cancellations were asked for before this send began.
+        self.cancelling = task.cancelling()
+        self.finished = False
+        self.expired = False
+
+    def timed_out(self) -> bool:
+        """Return whether a CancelledError in the send is this deadline's own.
+
+        The first call after the deadline passed takes its cancellation back,
+        so a stop that also cancelled the task still stops it; later calls
+        return False.
+        """
+        if not self.expired:
+            return False
+        self.expired = False
+        return self.task.uncancel() <= self.cancelling
+
+
+class _Deadlines:
+    """Cancel sends that run past their deadline, with one timer for all.
+
+    A timer per attempt (asyncio.timeout) cost about 3 µs of the event
+    loop's time for each attempt. Sends started with one timeout are queued
+    in the order they started, which is also the order of their deadlines,
+    and the heads of the queues are checked every DEADLINE_CHECK_S.
+    """
+
+    def __init__(self) -> None:
+        self._queues: dict[float, deque[_Deadline]] = {}
+        self._timer: asyncio.TimerHandle | None = None
+
+    def start(self, timeout_s: float) -> _Deadline:
+        """Start the deadline of the send that the current task runs."""
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None, "a send runs in a task"
+        deadline = _Deadline(loop.time() + timeout_s, task)
+        queue = self._queues.get(timeout_s)
+        if queue is None:
+            queue = self._queues[timeout_s] = deque()
+        # Most sends finish in about the order they began: drop those.
+        while queue and queue[0].finished:
+            queue.popleft()
+        queue.append(deadline)
+        if self._timer is None:
+            self._timer = loop.call_later(DEADLINE_CHECK_S, self._check, loop)
+        return deadline
+
+    def _check(self, loop: asyncio.AbstractEventLoop) -> None:
+        now = loop.time()
+        for timeout_s, queue in list(self._queues.items()):
+            while queue and (queue[0].finished or queue[0].when <= now):
+                deadline = queue.popleft()
+                if not deadline.finished:
+                    deadline.expired = True
+                    deadline.task.cancel()
+            if not queue:
+                del self._queues[timeout_s]
+        self._timer = None
+        if self._queues:
+            self._timer = loop.call_later(DEADLINE_CHECK_S, self._check, loop)
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
 class Sender:
     """Send attempts through one shared client session.
 
@@ -85,6 +165,7 @@ class Sender:
         self._session = session
         self._resolver = resolver
         self._checked: dict[str, BlockedTargetError | None] = {}
+        self._deadlines = _Deadlines()
 
     @classmethod
     def create(
@@ -117,6 +198,7 @@ class Sender:
         self._settings = settings
 
     async def close(self) -> None:
+        self._deadlines.close()
         await self._session.close()
         await self._resolver.close()
 
@@ -124,7 +206,6 @@ class Sender:
         """Send one attempt; never raises for network or receiver faults."""
         headers = build_headers(job, int(time.time()))
         started = time.monotonic()
-        deadline = asyncio.get_running_loop().time() + self._settings.timeout_s
         try:
             blocked = self._check_target(job.url)
         except (ValueError, UnicodeError):
@@ -132,13 +213,28 @@ class Sender:
             return _failure(started, "invalid_url")
         if blocked is not None:
             return _blocked(job, started, blocked)
+        deadline = self._deadlines.start(self._settings.timeout_s)
         try:
-            async with asyncio.timeout_at(deadline):
-                response = await self._session.post(
-                    job.url, data=job.body, headers=headers, allow_redirects=False
-                )
-        except TimeoutError:
-            return _failure(started, "timeout")
+            return await self._post(job, headers, started, deadline)
+        except asyncio.CancelledError:
+            if deadline.timed_out():
+                return _failure(started, "timeout")
+            raise
+        finally:
+            deadline.finished = True
+
+    async def _post(
+        self,
+        job: AttemptJob,
+        headers: dict[str, str],
+        started: float,
+        deadline: _Deadline,
+    ) -> AttemptResult:
+        """Send the request and read the response until the deadline."""
+        try:
+            response = await self._session.post(
+                job.url, data=job.body, headers=headers, allow_redirects=False
+            )
         except aiohttp.ClientConnectorDNSError as error:
             if isinstance(error.os_error, BlockedTargetError):
                 return _blocked(job, started, error.os_error)
@@ -190,8 +286,14 @@ class Sender:
         self._checked[url] = blocked
         return blocked
 
-    async def _read_excerpt(self, response: aiohttp.ClientResponse, deadline: float) -> str:
-        """Read at most response_max_bytes before the deadline; keep an excerpt."""
+    async def _read_excerpt(
+        self, response: aiohttp.ClientResponse, deadline: _Deadline
+    ) -> str:
+        """Read at most response_max_bytes before the deadline; keep an excerpt.
+
+        The status already counts: a body cut off by the deadline only ends
+        the excerpt, and drops the connection.
+        """
         limit = self._settings.response_max_bytes
         keep = self._settings.response_excerpt_bytes
         content = response.content
@@ -211,21 +313,25 @@ class Sender:
         size = 0
         complete = False
         try:
-            async with asyncio.timeout_at(deadline):
-                while size < limit:
-                    chunk = await response.content.read(limit - size)
-                    if not chunk:
-                        complete = True
-                        break
-                    chunks.append(chunk)
-                    size += len(chunk)
-        except (TimeoutError, aiohttp.ClientError, ValueError):
+            while size < limit:
+                chunk = await response.content.read(limit - size)
+                if not chunk:
+                    complete = True
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+        except (aiohttp.ClientError, ValueError):
             complete = False
-        if complete:
-            response.release()
-        else:
-            # An unread remainder makes the connection unusable: drop it.
-            response.close()
+        except asyncio.CancelledError:
+            if not deadline.timed_out():
+                raise
+            complete = False
+        finally:
+            if complete:
+                response.release()
+            else:
+                # An unread remainder makes the connection unusable: drop it.
+                response.close()
         return b"".join(chunks)[:keep].decode("utf-8", errors="replace")
 
 

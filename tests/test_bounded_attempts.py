@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 
+import pytest
 from aiohttp import web
 
+from lassod.config import DeliverySettings, SecuritySettings
+from lassod.delivery import DEADLINE_CHECK_S, Sender
 from tests.conftest import eventually, make_settings
 from tests.security_helpers import attempt_rows, complete_table, create_table
+from tests.test_retry import job as retry_job
 
 CHUNK = b"x" * 65536
 
@@ -185,3 +190,110 @@ async def test_connection_is_reused_only_after_a_whole_body(
     assert excerpts == ["k" * 2, "k" * 2, "k" * 1024, "k" * 1024]
     assert ports["short"][0] == ports["short"][1]
     assert ports["long"][0] != ports["long"][1]
+
+
+async def start_raw_server(head: bytes) -> tuple[asyncio.Server, int]:
+    """Answer every request with `head`, then keep the connection open, silent."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(head)
+        await writer.drain()
+        try:
+            await reader.read()
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+def local_sender(timeout_s: float) -> Sender:
+    return Sender.create(
+        DeliverySettings(timeout_s=timeout_s),
+        SecuritySettings(allow_private_targets=True),
+    )
+
+
+async def send_to(sender: Sender, port: int):
+    job = dataclasses.replace(retry_job(), url=f"http://127.0.0.1:{port}/hook")
+    return await sender.send(job)
+
+
+async def test_silent_receiver_times_out_at_the_deadline():
+    server, port = await start_raw_server(b"")
+    sender = local_sender(0.3)
+    started = time.monotonic()
+    try:
+        result = await send_to(sender, port)
+    finally:
+        await sender.close()
+        server.close()
+    elapsed = time.monotonic() - started
+
+    assert result.error_kind == "timeout"
+    assert not result.succeeded
+    assert 0.3 <= elapsed < 0.3 + DEADLINE_CHECK_S + 0.25
+
+
+async def test_status_counts_when_the_body_stalls_past_the_deadline():
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nthanks"
+    server, port = await start_raw_server(head)
+    sender = local_sender(0.3)
+    try:
+        result = await send_to(sender, port)
+    finally:
+        await sender.close()
+        server.close()
+
+    assert result.succeeded
+    assert result.status_code == 200
+    assert result.response_excerpt == "thanks"
+
+
+async def test_a_stop_during_a_send_is_not_a_timeout():
+    server, port = await start_raw_server(b"")
+    sender = local_sender(5.0)
+    try:
+        task = asyncio.create_task(send_to(sender, port))
+        await asyncio.sleep(0.2)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    finally:
+        await sender.close()
+        server.close()
+
+
+async def test_a_stop_after_the_deadline_still_stops():
+    """Both cancel the send: the deadline's is taken back, the stop's stays."""
+    server, port = await start_raw_server(b"")
+    sender = local_sender(0.1)
+    try:
+        task = asyncio.create_task(send_to(sender, port))
+        await asyncio.sleep(0.01)
+        # Expire the send's deadline and ask for a stop in the same pass.
+        [queue] = sender._deadlines._queues.values()
+        queue[0].when = 0.0
+        sender._deadlines._check(asyncio.get_running_loop())
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    finally:
+        await sender.close()
+        server.close()
+
+
+async def test_finished_sends_leave_no_deadlines_behind(make_receiver):
+    receiver = await make_receiver()
+    port = int(receiver.url.rsplit(":", 1)[1].split("/")[0])
+    sender = local_sender(0.5)
+    try:
+        results = await asyncio.gather(*(send_to(sender, port) for _ in range(50)))
+        await asyncio.sleep(3 * DEADLINE_CHECK_S)
+        assert sender._deadlines._queues == {}
+        assert sender._deadlines._timer is None
+    finally:
+        await sender.close()
+
+    assert all(result.succeeded for result in results)
