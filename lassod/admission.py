@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-# Every dispatch asks for the host key of each delivery's URL, and parsing
+# Every dispatch needs the host key of each delivery's URL, and parsing
 # a URL costs more than a cache lookup. Most deliveries share a few URLs.
 @lru_cache(maxsize=4096)
 def host_key(url: str) -> str:

@@ -87,7 +87,7 @@ class _Deadline:
         """Return whether a CancelledError in the send is this deadline's own.
 
         The first call after the deadline passed takes its cancellation back,
-        so a stop that also cancelled the task still stops it; later calls
+        so a stop that also cancelled the task still stops it. Later calls
         return False.
         """
         if not self.expired:

@@ -186,8 +186,8 @@ def log_event(method: str, event: str, fields: dict[str, Any]) -> None:
 
     Equivalent to `getattr(logger, method)(event, **fields)`, for the line
     logged per attempt. That call goes through structlog's lazy proxy, which
-    binds a new logger for every line, and through its bound logger's method
-    chain; together they cost as much as the processors themselves. This
+    binds a new logger for every line, and through the bound logger's method
+    chain. Together those cost as much as the processors themselves, so this
     runs the same processors directly. `fields` becomes the line's dict.
     When structlog was configured by other code (as tests do to capture
     lines), it logs through `logger` instead.

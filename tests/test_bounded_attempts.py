@@ -193,7 +193,7 @@ async def test_connection_is_reused_only_after_a_whole_body(
 
 
 async def start_raw_server(head: bytes) -> tuple[asyncio.Server, int]:
-    """Answer every request with `head`, then keep the connection open, silent."""
+    """Send `head` in reply to every request, then keep the connection open."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
         await reader.readuntil(b"\r\n\r\n")
@@ -220,7 +220,7 @@ async def send_to(sender: Sender, port: int):
     return await sender.send(job)
 
 
-async def test_silent_receiver_times_out_at_the_deadline():
+async def test_send_to_silent_receiver_times_out():
     server, port = await start_raw_server(b"")
     sender = local_sender(0.3)
     started = time.monotonic()
@@ -236,7 +236,7 @@ async def test_silent_receiver_times_out_at_the_deadline():
     assert 0.3 <= elapsed < 0.3 + DEADLINE_CHECK_S + 0.25
 
 
-async def test_status_counts_when_the_body_stalls_past_the_deadline():
+async def test_send_with_stalled_body_keeps_status():
     head = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nthanks"
     server, port = await start_raw_server(head)
     sender = local_sender(0.3)
@@ -251,7 +251,7 @@ async def test_status_counts_when_the_body_stalls_past_the_deadline():
     assert result.response_excerpt == "thanks"
 
 
-async def test_a_stop_during_a_send_is_not_a_timeout():
+async def test_send_stopped_midway_raises_cancelled():
     server, port = await start_raw_server(b"")
     sender = local_sender(5.0)
     try:
@@ -265,7 +265,7 @@ async def test_a_stop_during_a_send_is_not_a_timeout():
         server.close()
 
 
-async def test_a_stop_after_the_deadline_still_stops():
+async def test_send_stopped_after_deadline_raises_cancelled():
     """Both cancel the send: the deadline's is taken back, the stop's stays."""
     server, port = await start_raw_server(b"")
     sender = local_sender(0.1)
@@ -284,7 +284,7 @@ async def test_a_stop_after_the_deadline_still_stops():
         server.close()
 
 
-async def test_finished_sends_leave_no_deadlines_behind(make_receiver):
+async def test_finished_sends_leave_no_deadlines(make_receiver):
     receiver = await make_receiver()
     port = int(receiver.url.rsplit(":", 1)[1].split("/")[0])
     sender = local_sender(0.5)
