@@ -13,7 +13,6 @@ from lassod.ids import new_id
 from lassod.logs import error_text, logger
 from lassod.store.database import is_unavailable
 from lassod.validation import ValidationError
-from lassod.web.state import SETTINGS
 
 ERROR_TYPES = {
     400: "invalid_request",
