@@ -13,6 +13,7 @@ import aiohttp
 import orjson
 import structlog
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
 logger = structlog.get_logger("lassod")
 
@@ -29,6 +30,9 @@ EXPECTED_NETWORK_ERRORS = (
     TimeoutError,
     aiohttp.ClientError,
     HttpProcessingError,
+    # A request body that fails to decompress, found again by aiohttp when
+    # it drains the body after the handler answered 400.
+    RequestPayloadError,
 )
 
 # JSON lines wait in memory until this many bytes, an error line, or the next

@@ -141,6 +141,26 @@ async def test_compressed_body_limited_after_decompression(small_body_lassod):
     assert error["error_type"] == "payload_too_large"
 
 
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+async def test_undecodable_compressed_body_rejected(lassod, captured_logs, encoding):
+    key = await lassod.new_key()
+
+    status, _, error = await raw_request(
+        lassod,
+        "POST",
+        "/api/v1/tables",
+        key,
+        data=b"not compressed at all",
+        headers={"Content-Type": "application/json", "Content-Encoding": encoding},
+    )
+
+    assert status == 400
+    assert error["error_type"] == "invalid_request"
+    assert f"not valid {encoding} data" in error["message"]
+    assert not [entry for entry in captured_logs if "exc_info" in entry]
+    assert not [entry for entry in captured_logs if entry["event"] == "request_failed"]
+
+
 def nested(depth: int):
     value: object = "leaf"
     for _ in range(depth):

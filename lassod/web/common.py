@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
 from lassod.ids import hash_api_key
 from lassod.store import keys as key_queries
@@ -40,7 +41,22 @@ class Page:
 
 async def read_json(request: web.Request) -> Any:
     """Return the parsed JSON body; malformed or too deeply nested JSON is a 400."""
-    raw = await request.read()
+    try:
+        raw = await request.read()
+    except RequestPayloadError:
+        # aiohttp decodes gzip and deflate bodies as it reads them, and
+        # raises this for a body that fails to decode or ends too early.
+        encoding = request.headers.get("Content-Encoding")
+        if encoding:
+            raise ApiError(
+                400,
+                f"request body is not valid {encoding} data, as its"
+                " Content-Encoding says; compress it correctly, or send it"
+                " uncompressed without that header",
+            ) from None
+        raise ApiError(
+            400, "request body could not be read to its end; send the whole body"
+        ) from None
     if not raw.strip():
         raise ApiError(400, "request body is empty; send a JSON object")
     try:
