@@ -232,9 +232,7 @@ class Scheduler:
     def _take_due(self, now: int, free: int) -> list[tuple[int, str]]:
         due = []
         while self._heap and free > len(due) and self._heap[0][0] <= now:
-            item = heapq.heappop(self._heap)
-            self._metrics.attempt_dispatched(now - item[0])
-            due.append(item)
+            due.append(heapq.heappop(self._heap))
         return due
 
     def _sleep_s(self, now: int, free: int) -> float:
@@ -261,6 +259,7 @@ class Scheduler:
         try:
             hosts = await self._hosts([item[1] for item in due])
             delivery_ids = self._admission.admit(due, hosts)
+            self._observe_lag(due, delivery_ids)
             jobs = await self._recorder.begin(delivery_ids) if delivery_ids else []
         except BaseException:
             for delivery_id in delivery_ids:
@@ -282,6 +281,15 @@ class Scheduler:
             self._launch(job)
         if len(jobs) < len(delivery_ids):
             self._wake.set()
+
+    def _observe_lag(self, due: list[tuple[int, str]], admitted: list[str]) -> None:
+        """Count the lag of admitted deliveries only: a parked one comes back."""
+        if not admitted:
+            return
+        now = now_ms()
+        due_ms = dict((item[1], item[0]) for item in due)
+        for delivery_id in admitted:
+            self._metrics.attempt_dispatched(now - due_ms[delivery_id])
 
     def _take_back(self, jobs: list[AttemptJob]) -> None:
         """Undo the starts of attempts that stop will not send."""

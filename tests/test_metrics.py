@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -89,6 +90,34 @@ async def test_metrics_follow_deliveries(lassod, make_receiver):
         sample(text, "lassod_database_operation_seconds_count", operation=operation)
         >= 2
     )
+
+
+async def test_lag_counted_once_per_attempt(start_lassod, tmp_path, make_receiver):
+    """Deliveries parked by the per-host limit count their lag when they start."""
+
+    async def slow(request: web.Request, number: int) -> web.Response:
+        await asyncio.sleep(0.1)
+        return web.Response(status=204)
+
+    receiver = await make_receiver(slow)
+    # max_concurrency 4 gives a per-host limit of 1, so four of five park.
+    lassod = await start_lassod(
+        make_settings(tmp_path, delivery={"max_concurrency": 4})
+    )
+    key = await lassod.new_key()
+    for _ in range(5):
+        await complete_table(lassod, key, receiver.url)
+    await receiver.wait_for(5)
+
+    async def recorded() -> bool:
+        text = await scrape(lassod)
+        return sample(text, "lassod_attempt_duration_seconds_count") == 5
+
+    await eventually(recorded)
+    text = await scrape(lassod)
+    assert sample(text, "lassod_scheduler_lag_seconds_count") == 5
+    # The last one waited behind four attempts of about 0.1 s each.
+    assert sample(text, "lassod_scheduler_lag_seconds_bucket", le="0.1") < 5
 
 
 async def test_metrics_count_pending_retries(start_lassod, tmp_path, make_receiver):
