@@ -159,6 +159,14 @@ class Scheduler:
             outcomes.interrupted(attempt, now, self._settings) for attempt in unfinished
         ]
         await self._database.transaction(queries.record_outcomes, settled, now)
+        for attempt, outcome in zip(unfinished, settled):
+            self._metrics.attempt_finished(
+                attempt.event_name,
+                outcome.attempt_outcome,
+                None,
+                None,
+                outcome.delivery_status,
+            )
         logger.warning("interrupted_attempts_recovered", count=len(settled))
 
     async def _refill(self, now: int) -> None:

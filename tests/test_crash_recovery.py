@@ -179,4 +179,10 @@ async def test_kill_during_attempt_counts_it_failed(lassod_process, make_receive
         ]
 
     await eventually(recorded)
+    async with aiohttp.ClientSession() as session:
+        async with session.get(process.base_url + "/metrics") as response:
+            assert response.status == 200
+            metrics = await response.text()
+    interrupted = 'lassod_attempts_total{outcome="interrupted",status_class="none"} 1.0'
+    assert interrupted in metrics
     assert process.terminate() == 0

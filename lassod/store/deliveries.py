@@ -84,6 +84,7 @@ class UnfinishedAttempt:
     delivery_id: str
     number: int
     started_ms: int
+    event_name: str
 
 
 def insert_event(
@@ -428,7 +429,9 @@ def take_back_attempts(
 def unfinished_attempts(connection: sqlite3.Connection) -> list[UnfinishedAttempt]:
     """List attempts that started but never recorded an outcome."""
     rows = connection.execute(
-        "SELECT delivery_id, number, started_ms FROM attempts WHERE outcome IS NULL"
+        "SELECT a.delivery_id, a.number, a.started_ms, coalesce(e.name, '')"
+        " FROM attempts a LEFT JOIN deliveries d ON d.id = a.delivery_id"
+        " LEFT JOIN events e ON e.id = d.event_id WHERE a.outcome IS NULL"
     ).fetchall()
     return [UnfinishedAttempt(*row) for row in rows]
 
