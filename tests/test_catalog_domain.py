@@ -189,6 +189,17 @@ def test_bulk_error_names_item_index():
     assert raised.value.field == "attributes[1].type"
 
 
+@pytest.mark.parametrize("item", [5, "a", None, ["key"]])
+def test_bulk_error_names_non_object_item(item):
+    body = {"attributes": [{"key": "a", "type": "text"}, item]}
+
+    with pytest.raises(ValidationError) as raised:
+        attributes.parse_bulk(body)
+
+    assert raised.value.field == "attributes[1]"
+    assert raised.value.message == "must be a JSON object"
+
+
 def test_generated_secret_form():
     first = subscriptions.generate_secret()
     second = subscriptions.generate_secret()

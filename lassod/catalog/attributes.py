@@ -136,6 +136,9 @@ def field_prefix(prefix: str) -> Iterator[None]:
     try:
         yield
     except ValidationError as error:
+        if error.field == "body":
+            # The item itself, not a field inside it, broke the rule.
+            raise ValidationError(prefix, error.message) from None
         raise ValidationError(f"{prefix}.{error.field}", error.message) from None
 
 
