@@ -69,6 +69,10 @@ class HostAdmission:
             admitted.append(delivery_id)
         return admitted
 
+    def counted_host(self, delivery_id: str) -> str | None:
+        """Return the host a delivery's attempt is counted under, if any."""
+        return self._host_of.get(delivery_id)
+
     def release(self, delivery_id: str) -> tuple[int, str] | None:
         """Free the host slot of a delivery; return a parked one to schedule."""
         host = self._host_of.pop(delivery_id, None)

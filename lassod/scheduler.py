@@ -285,7 +285,7 @@ class Scheduler:
         if self._starts_closed:
             self._take_back(jobs)
             return
-        for job in jobs:
+        for job in self._recount_changed_hosts(jobs, due):
             self._launch(job)
         if len(jobs) < len(delivery_ids):
             self._wake.set()
@@ -299,6 +299,38 @@ class Scheduler:
         for delivery_id in admitted:
             self._metrics.attempt_dispatched(now - due_ms[delivery_id])
 
+    def _recount_changed_hosts(
+        self, jobs: list[AttemptJob], due: list[tuple[int, str]]
+    ) -> list[AttemptJob]:
+        """Count each job under the host of its current URL; return those to send.
+
+        A delivery is admitted under the URL the scheduler read when it was
+        queued, but its job carries the endpoint's URL at the start. When an
+        endpoint moved to another host in between, the job is counted there
+        instead. If that host is full, its start is taken back and the
+        delivery waits, parked under the new host.
+        """
+        sendable = []
+        parked = []
+        for job in jobs:
+            host = host_key(job.url)
+            counted = self._admission.counted_host(job.delivery_id)
+            if counted is None or counted == host:
+                sendable.append(job)
+                continue
+            self._release_host(job.delivery_id)
+            self._known[job.delivery_id] = job.url
+            due_ms = next(item[0] for item in due if item[1] == job.delivery_id)
+            hosts = {job.delivery_id: host}
+            if self._admission.admit([(due_ms, job.delivery_id)], hosts):
+                sendable.append(job)
+            else:
+                parked.append(job)
+        if parked:
+            self._recorder.take_back(parked)
+            logger.info("attempt_starts_parked_for_new_host", count=len(parked))
+        return sendable
+
     def _take_back(self, jobs: list[AttemptJob]) -> None:
         """Undo the starts of attempts that stop will not send."""
         for job in jobs:
@@ -311,9 +343,8 @@ class Scheduler:
     async def _hosts(self, delivery_ids: list[str]) -> dict[str, str]:
         """Return the host key of each delivery, reading unknown URLs.
 
-        NOTE: the URL read when the delivery was queued is used even if its
-        endpoint's URL changed since. The attempt still goes to the current
-        URL, so only its place in the per-host count is off, for one attempt.
+        The URL read when the delivery was queued may be out of date, so
+        _recount_changed_hosts checks each job's URL once its start commits.
         """
         urls = {item: self._known.get(item) for item in delivery_ids}
         unknown = [item for item, url in urls.items() if url is None]

@@ -234,3 +234,42 @@ async def test_table_shows_webhook_state(start_lassod, tmp_path, make_receiver):
     await eventually(abandoned)
     later = await state()
     assert later["webhook_last_attempt_at"] > pending["webhook_last_attempt_at"]
+
+
+async def test_moved_retries_keep_per_host_limit(start_lassod, tmp_path, make_receiver):
+    """Retries queued for four hosts, then moved to one, go there one at a time."""
+    active = {"now": 0, "max": 0}
+
+    async def slow(request: web.Request, number: int) -> web.Response:
+        active["now"] += 1
+        active["max"] = max(active["max"], active["now"])
+        try:
+            await asyncio.sleep(0.5)
+        finally:
+            active["now"] -= 1
+        return web.Response(status=204)
+
+    # max_concurrency 4 gives a per-host limit of 1.
+    delivery = {"max_concurrency": 4, "retry_delays_s": (1.0,)}
+    lassod = await start_lassod(make_settings(tmp_path, delivery=delivery))
+    old = [await make_receiver(always(500)) for _ in range(4)]
+    new = await make_receiver(slow)
+    key = await lassod.new_key()
+    tables = []
+    for receiver in old:
+        table = await create_table(lassod, key, webhook_url=receiver.url)
+        await complete(lassod, key, table["id"])
+        tables.append(table)
+    for receiver in old:
+        await receiver.wait_for(1)
+
+    for table in tables:
+        status, body = await patch(lassod, key, table["id"], webhook_url=new.url)
+        assert status == 200, body
+    await new.wait_for(4, timeout_s=10)
+
+    assert active["max"] == 1
+    _, listing = await lassod.request("GET", "/api/v1/deliveries", key)
+    assert len(listing["data"]) == 4
+    for item in listing["data"]:
+        await wait_for_status(lassod, key, item["id"], "succeeded")
