@@ -267,7 +267,6 @@ class Scheduler:
         try:
             hosts = await self._hosts([item[1] for item in due])
             delivery_ids = self._admission.admit(due, hosts)
-            self._observe_lag(due, delivery_ids)
             jobs = await self._recorder.begin(delivery_ids) if delivery_ids else []
         except BaseException:
             for delivery_id in delivery_ids:
@@ -285,19 +284,23 @@ class Scheduler:
         if self._starts_closed:
             self._take_back(jobs)
             return
-        for job in self._recount_changed_hosts(jobs, due):
+        sendable = self._recount_changed_hosts(jobs, due)
+        self._observe_lag(due, sendable)
+        for job in sendable:
             self._launch(job)
         if len(jobs) < len(delivery_ids):
             self._wake.set()
 
-    def _observe_lag(self, due: list[tuple[int, str]], admitted: list[str]) -> None:
-        """Count the lag of admitted deliveries only: a parked one comes back."""
-        if not admitted:
+    def _observe_lag(self, due: list[tuple[int, str]], jobs: list[AttemptJob]) -> None:
+        """Count the lag of attempts about to be sent, once each.
+
+        Deliveries parked or taken back come back later and count then.
+        """
+        if not jobs:
             return
-        now = now_ms()
         due_ms = dict((item[1], item[0]) for item in due)
-        for delivery_id in admitted:
-            self._metrics.attempt_dispatched(now - due_ms[delivery_id])
+        for job in jobs:
+            self._metrics.attempt_dispatched(job.started_ms - due_ms[job.delivery_id])
 
     def _recount_changed_hosts(
         self, jobs: list[AttemptJob], due: list[tuple[int, str]]

@@ -273,3 +273,7 @@ async def test_moved_retries_keep_per_host_limit(start_lassod, tmp_path, make_re
     assert len(listing["data"]) == 4
     for item in listing["data"]:
         await wait_for_status(lassod, key, item["id"], "succeeded")
+    # Lag counts each attempt sent once, not its starts taken back.
+    async with lassod.session.get(lassod.base_url + "/metrics") as response:
+        metrics = await response.text()
+    assert "lassod_scheduler_lag_seconds_count 8.0" in metrics
