@@ -200,6 +200,15 @@ def test_bulk_error_names_non_object_item(item):
     assert raised.value.message == "must be a JSON object"
 
 
+def test_bulk_error_names_unknown_body_field():
+    body = {"attributes": [{"key": "a", "type": "text", "body": 1}]}
+
+    with pytest.raises(ValidationError) as raised:
+        attributes.parse_bulk(body)
+
+    assert raised.value.field == "attributes[0].body"
+
+
 def test_generated_secret_form():
     first = subscriptions.generate_secret()
     second = subscriptions.generate_secret()

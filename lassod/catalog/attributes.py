@@ -102,6 +102,8 @@ def parse_bulk(body: dict[str, Any]) -> list[AttributeInput]:
     parsed = []
     seen: set[str] = set()
     for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise ValidationError(f"attributes[{index}]", "must be a JSON object")
         with field_prefix(f"attributes[{index}]"):
             attribute = parse_upsert(item)
             if attribute.key in seen:
@@ -136,9 +138,6 @@ def field_prefix(prefix: str) -> Iterator[None]:
     try:
         yield
     except ValidationError as error:
-        if error.field == "body":
-            # The item itself, not a field inside it, broke the rule.
-            raise ValidationError(prefix, error.message) from None
         raise ValidationError(f"{prefix}.{error.field}", error.message) from None
 
 
