@@ -285,3 +285,24 @@ async def test_take_back_restores_the_previous_attempt(database):
     assert second.number == 2
     assert delivery == ("pending", 1, 4_000, 2_000)
     assert numbers == [1]
+
+
+async def test_take_back_after_cancel_keeps_cancelled(database):
+    ids = await database.transaction(seed, 1, 1_000)
+    [job] = await database.transaction(queries.begin_attempts, ids, 2_000)
+    await database.transaction(
+        queries.cancel_pending_for_endpoint, job.endpoint_id, "removed", 2_500
+    )
+
+    await database.transaction(queries.take_back_attempts, [job], 3_000)
+
+    row = await database.read(
+        lambda connection: connection.execute(
+            "SELECT status, attempt_count, next_due_ms, last_attempt_ms FROM deliveries"
+        ).fetchone()
+    )
+    attempts = await database.read(
+        lambda connection: connection.execute("SELECT COUNT(*) FROM attempts").fetchone()
+    )
+    assert tuple(row) == ("cancelled", 0, None, None)
+    assert attempts[0] == 0

@@ -405,8 +405,9 @@ def take_back_attempts(
 ) -> None:
     """Undo the starts of attempts whose requests were never sent.
 
-    Deletes their attempt rows and makes each delivery pending and due now,
-    with the attempt count and last attempt time it had before.
+    Deletes their attempt rows and gives each delivery the attempt count and
+    last attempt time it had before. A delivery still pending becomes due
+    now; one cancelled or abandoned in the meantime keeps that state.
     """
     if not jobs:
         return
@@ -417,11 +418,12 @@ def take_back_attempts(
         (started,),
     )
     connection.execute(
-        "UPDATE deliveries SET attempt_count = (v.value ->> 1) - 1, next_due_ms = ?,"
+        "UPDATE deliveries SET attempt_count = (v.value ->> 1) - 1,"
+        " next_due_ms = CASE WHEN status = 'pending' THEN ? ELSE next_due_ms END,"
         " updated_ms = ?, last_attempt_ms = (SELECT MAX(a.started_ms) FROM attempts a"
         "  WHERE a.delivery_id = deliveries.id)"
         " FROM json_each(?) AS v WHERE deliveries.id = v.value ->> 0"
-        " AND deliveries.status = 'pending' AND deliveries.attempt_count = v.value ->> 1",
+        " AND deliveries.attempt_count = v.value ->> 1",
         (now_ms, now_ms, started),
     )
 
