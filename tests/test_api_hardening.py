@@ -145,7 +145,7 @@ async def test_compressed_body_limited_after_decompression(small_body_lassod):
 async def test_undecodable_compressed_body_rejected(lassod, captured_logs, encoding):
     key = await lassod.new_key()
 
-    status, _, error = await raw_request(
+    status, headers, error = await raw_request(
         lassod,
         "POST",
         "/api/v1/tables",
@@ -155,6 +155,8 @@ async def test_undecodable_compressed_body_rejected(lassod, captured_logs, encod
     )
 
     assert status == 400
+    # The rest of the body cannot be read, so the connection ends here.
+    assert headers["Connection"] == "close"
     assert error["error_type"] == "invalid_request"
     assert f"not valid {encoding} data" in error["message"]
     assert not [entry for entry in captured_logs if "exc_info" in entry]

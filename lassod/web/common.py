@@ -53,9 +53,12 @@ async def read_json(request: web.Request) -> Any:
                 f"request body is not valid {encoding} data, as its"
                 " Content-Encoding says; compress it correctly, or send it"
                 " uncompressed without that header",
+                close_connection=True,
             ) from None
         raise ApiError(
-            400, "request body could not be read to its end; send the whole body"
+            400,
+            "request body could not be read to its end; send the whole body",
+            close_connection=True,
         ) from None
     if not raw.strip():
         raise ApiError(400, "request body is empty; send a JSON object")

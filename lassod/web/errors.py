@@ -50,12 +50,16 @@ class ApiError(Exception):
         *,
         extra: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
+        close_connection: bool = False,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.extra = extra or {}
         self.headers = headers or {}
+        # Set when the rest of the request cannot be read, so the connection
+        # cannot carry another request.
+        self.close_connection = close_connection
 
 
 def not_found(kind: str, identifier: str) -> ApiError:
@@ -102,6 +106,8 @@ async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
     except ApiError as error:
         response = error_response(request, error.status, error.message, error.extra)
         response.headers.update(error.headers)
+        if error.close_connection:
+            response.force_close()
     except ValidationError as error:
         response = error_response(request, 422, f"{error.field}: {error.message}", {"field": error.field})
     except web.HTTPRequestEntityTooLarge:
