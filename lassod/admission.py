@@ -89,6 +89,12 @@ class HostAdmission:
             del self._parked[host]
         return item
 
+    def unpark_all(self) -> list[tuple[int, str]]:
+        """Return every parked delivery, to be admitted anew."""
+        released = [item for queue in self._parked.values() for item in queue]
+        self._parked.clear()
+        return released
+
     def set_limit(self, limit: int) -> list[tuple[int, str]]:
         """Change the per-host limit; return parked deliveries to schedule again.
 
@@ -99,6 +105,4 @@ class HostAdmission:
         self._limit = limit
         if not raised:
             return []
-        released = [item for queue in self._parked.values() for item in queue]
-        self._parked.clear()
-        return released
+        return self.unpark_all()

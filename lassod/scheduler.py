@@ -146,6 +146,20 @@ class Scheduler:
             heapq.heappush(self._heap, item)
         self._wake.set()
 
+    def endpoint_urls_changed(self) -> None:
+        """Forget cached URLs after an endpoint's URL changed.
+
+        Deliveries are admitted under the URL the scheduler read when they
+        were queued. Each delivery's URL is read again before it is next
+        admitted, and parked deliveries go back to the heap, so that none
+        waits behind the host its endpoint left.
+        """
+        for delivery_id in self._known:
+            self._known[delivery_id] = None
+        for item in self._admission.unpark_all():
+            heapq.heappush(self._heap, item)
+        self._wake.set()
+
     def _push(self, due_ms: int, delivery_id: str, url: str | None) -> None:
         heapq.heappush(self._heap, (due_ms, delivery_id))
         self._known[delivery_id] = url

@@ -103,3 +103,15 @@ def test_invalid_allowed_cidrs_named_in_error(tmp_path, value):
         load_settings(config, {})
 
     assert "security.allowed_cidrs" in str(raised.value)
+
+
+def test_unpark_all_returns_every_parked_delivery():
+    admission = HostAdmission(limit=1)
+    hosts = {"d1": "http://a:80", "d2": "http://a:80", "d3": "http://b:80", "d4": "http://b:80"}
+    due = [(1, "d1"), (2, "d2"), (3, "d3"), (4, "d4")]
+    assert admission.admit(due, hosts) == ["d1", "d3"]
+
+    assert sorted(admission.unpark_all()) == [(2, "d2"), (4, "d4")]
+    assert admission.parked == 0
+    # The admitted ones still count: their hosts stay full.
+    assert admission.admit([(5, "d5")], {"d5": "http://a:80"}) == []

@@ -277,3 +277,36 @@ async def test_moved_retries_keep_per_host_limit(start_lassod, tmp_path, make_re
     async with lassod.session.get(lassod.base_url + "/metrics") as response:
         metrics = await response.text()
     assert "lassod_scheduler_lag_seconds_count 8.0" in metrics
+
+
+async def test_parked_delivery_leaves_with_its_endpoint(
+    start_lassod, tmp_path, make_receiver
+):
+    """A delivery parked behind a hanging host goes out once its table moves."""
+    release = asyncio.Event()
+
+    async def hang(request: web.Request, number: int) -> web.Response:
+        await release.wait()
+        return web.Response(status=204)
+
+    hanging = await make_receiver(hang)
+    new = await make_receiver()
+    # max_concurrency 4 gives a per-host limit of 1, so the second one parks.
+    delivery = {"max_concurrency": 4, "timeout_s": 30.0}
+    lassod = await start_lassod(make_settings(tmp_path, delivery=delivery))
+    key = await lassod.new_key()
+    try:
+        first = await create_table(lassod, key, webhook_url=hanging.url)
+        await complete(lassod, key, first["id"])
+        await hanging.wait_for(1)
+        second = await create_table(lassod, key, webhook_url=hanging.url)
+        await complete(lassod, key, second["id"])
+        await asyncio.sleep(0.3)
+        assert len(hanging.received) == 1
+
+        status, body = await patch(lassod, key, second["id"], webhook_url=new.url)
+        assert status == 200, body
+        await new.wait_for(1, timeout_s=3)
+    finally:
+        release.set()
+    assert len(hanging.received) == 1

@@ -82,6 +82,8 @@ async def update_subscription(request: web.Request) -> web.Response:
     )
     if subscription is None:
         raise not_found("subscription", subscription_id)
+    if "url" in changes:
+        request.app[SCHEDULER].endpoint_urls_changed()
     # Field names only: the values may be a secret or an auth header value.
     logger.info(
         "catalog_subscription_updated",

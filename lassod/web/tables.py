@@ -94,6 +94,8 @@ async def change_webhook(request: web.Request) -> web.Response:
             "webhook_url",
             "is required: the table has no webhook to attach these settings to",
         )
+    if "url" in change.changed:
+        request.app[SCHEDULER].endpoint_urls_changed()
     logger.info(
         "table_webhook_changed", table_id=table_id, changed=sorted(change.changed)
     )
