@@ -37,7 +37,12 @@ class HostAdmission:
     deliveries to one hanging host could occupy every slot and starve all
     other hosts.
     Parked deliveries occupy no slot, and each finished attempt hands back
-    one parked delivery of its host.
+    parked deliveries of its host while it has room.
+
+    A host whose last `limit` attempts all timed out gets a quarter of the
+    limit (at least 1) until one of its attempts ends otherwise. Its
+    attempts would hold their slots for the whole timeout and fail anyway,
+    while other hosts could use those slots.
     """
 
     def __init__(self, limit: int) -> None:
@@ -45,6 +50,8 @@ class HostAdmission:
         self._active: Counter[str] = Counter()
         self._host_of: dict[str, str] = {}
         self._parked: dict[str, deque[tuple[int, str]]] = {}
+        # Attempts in a row that timed out, per host.
+        self._timeouts: Counter[str] = Counter()
 
     @property
     def parked(self) -> int:
@@ -60,7 +67,7 @@ class HostAdmission:
         for item in due:
             delivery_id = item[1]
             host = hosts.get(delivery_id)
-            if host is not None and self._active[host] >= self._limit:
+            if host is not None and self._active[host] >= self.limit_of(host):
                 self._parked.setdefault(host, deque()).append(item)
                 continue
             if host is not None:
@@ -73,21 +80,39 @@ class HostAdmission:
         """Return the host a delivery's attempt is counted under, if any."""
         return self._host_of.get(delivery_id)
 
-    def release(self, delivery_id: str) -> tuple[int, str] | None:
-        """Free the host slot of a delivery; return a parked one to schedule."""
+    def limit_of(self, host: str) -> int:
+        """Return how many attempts may be in flight to a host now."""
+        if self._timeouts.get(host, 0) >= self._limit:
+            return max(1, self._limit // 4)
+        return self._limit
+
+    def release(
+        self, delivery_id: str, timed_out: bool | None = None
+    ) -> list[tuple[int, str]]:
+        """Free the host slot of a delivery; return parked ones to schedule.
+
+        `timed_out` is whether the attempt ran into its timeout, or None
+        for a start that sent nothing. Parked deliveries come back while
+        the host is under its limit.
+        """
         host = self._host_of.pop(delivery_id, None)
         if host is None:
-            return None
+            return []
         self._active[host] -= 1
         if self._active[host] <= 0:
             del self._active[host]
+        if timed_out:
+            self._timeouts[host] += 1
+        elif timed_out is False:
+            self._timeouts.pop(host, None)
         queue = self._parked.get(host)
+        released: list[tuple[int, str]] = []
+        room = self.limit_of(host) - self._active.get(host, 0)
+        while queue and len(released) < room:
+            released.append(queue.popleft())
         if not queue:
-            return None
-        item = queue.popleft()
-        if not queue:
-            del self._parked[host]
-        return item
+            self._parked.pop(host, None)
+        return released
 
     def unpark_all(self) -> list[tuple[int, str]]:
         """Return every parked delivery, to be admitted anew."""

@@ -381,6 +381,7 @@ class Scheduler:
         self._wake.set()
 
     async def _attempt(self, job: AttemptJob) -> None:
+        result: AttemptResult | None = None
         try:
             result = await self._sender.send(job)
         except asyncio.CancelledError:
@@ -390,7 +391,7 @@ class Scheduler:
             logger.exception("delivery_attempt_crashed", delivery_id=job.delivery_id)
             result = AttemptResult(succeeded=False, duration_ms=0, error_kind="internal_error")
         finally:
-            self._release_host(job.delivery_id)
+            self._release_host(job.delivery_id, _timed_out(result))
         outcome = outcomes.decide(
             job, result, now_ms(), self._settings, random.random()
         )
@@ -404,11 +405,12 @@ class Scheduler:
         )
         _log_attempt(job, result, outcome)
 
-    def _release_host(self, delivery_id: str) -> None:
-        parked = self._admission.release(delivery_id)
-        if parked is not None:
+    def _release_host(self, delivery_id: str, timed_out: bool | None = None) -> None:
+        parked = self._admission.release(delivery_id, timed_out)
+        for item in parked:
             # Still in _known: it never left the scheduler's hands.
-            heapq.heappush(self._heap, parked)
+            heapq.heappush(self._heap, item)
+        if parked:
             self._wake.set()
 
     def _on_recorded(
@@ -440,6 +442,13 @@ async def _finish_or_cancel(tasks: set[asyncio.Task[None]], timeout_s: float) ->
         task.cancel()
     if pending:
         await asyncio.wait(pending)
+
+
+def _timed_out(result: AttemptResult | None) -> bool | None:
+    """Return whether an attempt ran into its timeout; None if it was cut short."""
+    if result is None or result.error_kind in ("interrupted", "internal_error"):
+        return None
+    return result.error_kind == "timeout"
 
 
 def _log_attempt(job: AttemptJob, result: AttemptResult, outcome: AttemptOutcome) -> None:

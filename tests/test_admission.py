@@ -34,13 +34,13 @@ def test_admission_release_hands_back_parked_in_order():
         [(1, "d1"), (2, "d2"), (3, "d3")], {"d1": "h", "d2": "h", "d3": "h"}
     )
 
-    first = admission.release("d1")
-    again = admission.admit([first], {"d2": "h"})
-    second = admission.release("d2")
+    first = admission.release("d1", timed_out=False)
+    again = admission.admit(first, {"d2": "h"})
+    second = admission.release("d2", timed_out=False)
 
-    assert first == (2, "d2")
+    assert first == [(2, "d2")]
     assert again == ["d2"]
-    assert second == (3, "d3")
+    assert second == [(3, "d3")]
     assert admission.parked == 0
 
 
@@ -50,7 +50,7 @@ def test_admission_admits_unknown_delivery_without_counting():
     admitted = admission.admit([(1, "gone")], {})
 
     assert admitted == ["gone"]
-    assert admission.release("gone") is None
+    assert admission.release("gone") == []
 
 
 @pytest.mark.parametrize(
@@ -115,3 +115,47 @@ def test_unpark_all_returns_every_parked_delivery():
     assert admission.parked == 0
     # The admitted ones still count: their hosts stay full.
     assert admission.admit([(5, "d5")], {"d5": "http://a:80"}) == []
+
+
+def test_host_timing_out_gets_quarter_limit():
+    admission = HostAdmission(limit=8)
+    hosts = {f"d{index}": "h" for index in range(20)}
+    assert len(admission.admit([(1, f"d{index}") for index in range(8)], hosts)) == 8
+    for index in range(8):
+        admission.release(f"d{index}", timed_out=True)
+
+    assert admission.limit_of("h") == 2
+    admitted = admission.admit([(2, f"d{index}") for index in range(8, 12)], hosts)
+    assert admitted == ["d8", "d9"]
+    assert admission.parked == 2
+
+
+def test_answer_restores_full_limit_and_unparks():
+    admission = HostAdmission(limit=8)
+    hosts = {f"d{index}": "h" for index in range(20)}
+    admission.admit([(1, f"d{index}") for index in range(8)], hosts)
+    for index in range(8):
+        admission.release(f"d{index}", timed_out=True)
+    admission.admit([(2, f"d{index}") for index in range(8, 14)], hosts)
+    assert admission.parked == 4
+
+    # One attempt got a response, so the host has its 8 slots again.
+    released = admission.release("d8", timed_out=False)
+
+    assert admission.limit_of("h") == 8
+    assert released == [(2, "d10"), (2, "d11"), (2, "d12"), (2, "d13")]
+
+
+def test_cut_short_attempt_keeps_timeout_streak():
+    admission = HostAdmission(limit=4)
+    hosts = {f"d{index}": "h" for index in range(6)}
+    admission.admit([(1, f"d{index}") for index in range(5)], hosts)
+    for index in range(3):
+        admission.release(f"d{index}", timed_out=True)
+    # A stopped attempt or a start taken back leaves the streak as it is.
+    admission.release("d3", timed_out=None)
+    assert admission.limit_of("h") == 4
+
+    admission.admit([(2, "d4")], hosts)
+    admission.release("d4", timed_out=True)
+    assert admission.limit_of("h") == 1
