@@ -114,6 +114,21 @@ class HostAdmission:
             self._parked.pop(host, None)
         return released
 
+    def unpark(self, hosts: set[str], delivery_ids: set[str]) -> list[tuple[int, str]]:
+        """Return the deliveries of delivery_ids parked under hosts."""
+        released = []
+        for host in hosts:
+            queue = self._parked.get(host)
+            if not queue:
+                continue
+            kept = deque(item for item in queue if item[1] not in delivery_ids)
+            released.extend(item for item in queue if item[1] in delivery_ids)
+            if kept:
+                self._parked[host] = kept
+            else:
+                del self._parked[host]
+        return released
+
     def unpark_all(self) -> list[tuple[int, str]]:
         """Return every parked delivery, to be admitted anew."""
         released = [item for queue in self._parked.values() for item in queue]

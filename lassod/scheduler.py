@@ -27,6 +27,8 @@ HORIZON_MS = 60_000
 REFILL_LIMIT = 5_000
 # Sorts after every delivery id, so (due, _LAST_ID) covers all ids at `due`.
 _LAST_ID = "~"
+# URL changes within this window are handled together (endpoint_moved).
+MOVE_BATCH_S = 0.1
 # How often the loop checks SQLite's data_version for a commit by another
 # process, such as `lassod deliveries redeliver`. A rescan starts this far
 # before the previous check, because a writer takes its time stamp before it
@@ -74,6 +76,9 @@ class Scheduler:
         self._stopping = False
         self.last_tick = time.monotonic()
         self._data_version = 0
+        # URLs that endpoints left for another host, handled MOVE_BATCH_S later.
+        self._moved_urls: set[str] = set()
+        self._moved_handle: asyncio.TimerHandle | None = None
         self._external_checked_ms = 0
         self._external_check_due = 0.0
         # Called on every pass of the loop, such as to ping systemd's watchdog.
@@ -121,6 +126,9 @@ class Scheduler:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace_s
         self._stopping = True
+        if self._moved_handle is not None:
+            self._moved_handle.cancel()
+            self._moved_handle = None
         self._wake.set()
         if self._task is not None:
             await self._task
@@ -146,17 +154,33 @@ class Scheduler:
             heapq.heappush(self._heap, item)
         self._wake.set()
 
-    def endpoint_urls_changed(self) -> None:
-        """Forget cached URLs after an endpoint's URL changed.
+    def endpoint_moved(self, old_url: str | None, new_url: str) -> None:
+        """Read URLs again for deliveries cached with an endpoint's old URL.
 
         Deliveries are admitted under the URL the scheduler read when they
-        were queued. Each delivery's URL is read again before it is next
-        admitted, and parked deliveries go back to the heap, so that none
-        waits behind the host its endpoint left.
+        were queued. When an endpoint moves to another host, those cached
+        with its old URL read theirs again before they are next admitted,
+        and those parked under the old host go back to the heap, so that
+        none waits behind the host its endpoint left. Changes within
+        MOVE_BATCH_S share one pass over the cache.
         """
-        for delivery_id in self._known:
-            self._known[delivery_id] = None
-        for item in self._admission.unpark_all():
+        if old_url is None or host_key(old_url) == host_key(new_url):
+            return
+        self._moved_urls.add(old_url)
+        if self._moved_handle is None:
+            loop = asyncio.get_running_loop()
+            self._moved_handle = loop.call_later(MOVE_BATCH_S, self._forget_moved)
+
+    def _forget_moved(self) -> None:
+        self._moved_handle = None
+        moved, self._moved_urls = self._moved_urls, set()
+        stale = set()
+        for delivery_id, url in self._known.items():
+            if url in moved:
+                self._known[delivery_id] = None
+                stale.add(delivery_id)
+        hosts = {host_key(url) for url in moved}
+        for item in self._admission.unpark(hosts, stale):
             heapq.heappush(self._heap, item)
         self._wake.set()
 
@@ -366,7 +390,13 @@ class Scheduler:
         urls = {item: self._known.get(item) for item in delivery_ids}
         unknown = [item for item, url in urls.items() if url is None]
         if unknown:
-            urls.update(await self._database.read(queries.target_urls, unknown))
+            read = await self._database.read(queries.target_urls, unknown)
+            urls.update(read)
+            for delivery_id, url in read.items():
+                # Cached, so that a delivery parked under this URL's host can
+                # be found if its endpoint moves (endpoint_moved).
+                if delivery_id in self._known:
+                    self._known[delivery_id] = url
         return {item: host_key(url) for item, url in urls.items() if url is not None}
 
     def _launch(self, job: AttemptJob) -> None:

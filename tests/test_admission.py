@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from lassod.admission import HostAdmission, host_key
 from lassod.config import ConfigError, DeliverySettings, load_settings
+from lassod.scheduler import MOVE_BATCH_S, Scheduler
+from lassod.store import Database
 
 
 def test_host_key_includes_scheme_and_default_port():
@@ -159,3 +163,31 @@ def test_cut_short_attempt_keeps_timeout_streak():
     admission.admit([(2, "d4")], hosts)
     admission.release("d4", timed_out=True)
     assert admission.limit_of("h") == 1
+
+
+async def test_endpoint_move_unparks_only_its_deliveries(tmp_path):
+    database = await Database.open(str(tmp_path / "moves.db"))
+    try:
+        settings = DeliverySettings(max_concurrency=4)
+        scheduler = Scheduler(database, sender=None, settings=settings)  # type: ignore[arg-type]
+        old = "http://127.0.0.1:1/hook"
+        neighbour = "http://127.0.0.1:1/other"
+        scheduler._known.update({"d1": old, "d2": old, "d3": neighbour})
+        hosts = {"d1": host_key(old), "d2": host_key(old), "d3": host_key(neighbour)}
+        # A per-host limit of 1: d1 is in flight, d2 and d3 wait parked.
+        scheduler._admission.admit([(1, "d1"), (2, "d2"), (3, "d3")], hosts)
+
+        scheduler.endpoint_moved(old, "http://127.0.0.1:1/renamed")
+        await asyncio.sleep(3 * MOVE_BATCH_S)
+        assert scheduler._admission.parked == 2
+        assert scheduler._known["d2"] == old
+
+        scheduler.endpoint_moved(old, "http://127.0.0.1:2/hook")
+        await asyncio.sleep(3 * MOVE_BATCH_S)
+        assert scheduler._heap == [(2, "d2")]
+        assert scheduler._admission.parked == 1
+        assert scheduler._known["d1"] is None
+        assert scheduler._known["d2"] is None
+        assert scheduler._known["d3"] == neighbour
+    finally:
+        await database.close()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
+from typing import Any
+
 from aiohttp import web
 
 from lassod.catalog import subscriptions
@@ -9,6 +12,7 @@ from lassod import deliveries
 from lassod.clock import now_ms, now_us
 from lassod.logs import logger
 from lassod.store import deliveries as delivery_queries
+from lassod.store import endpoints as endpoint_queries
 from lassod.store import subscriptions as subscription_queries
 from lassod.web.common import company_id, page_of, read_json
 from lassod.web.errors import json_response, not_found
@@ -64,6 +68,17 @@ async def get_subscription(request: web.Request) -> web.Response:
     return json_response(subscriptions.public(subscription))
 
 
+def _update_reading_url(
+    connection: sqlite3.Connection, company: str, subscription_id: str, *args: Any
+) -> tuple[Any, str | None]:
+    """Apply a subscription PATCH; also return the endpoint's URL from before it."""
+    current = endpoint_queries.get_endpoint(connection, subscription_id)
+    updated = subscription_queries.update_subscription(
+        connection, company, subscription_id, *args
+    )
+    return updated, current.url if current is not None else None
+
+
 @routes.patch("/api/v1/catalog/webhooks/{subscription_id}")
 async def update_subscription(request: web.Request) -> web.Response:
     company = await company_id(request)
@@ -72,8 +87,8 @@ async def update_subscription(request: web.Request) -> web.Response:
         await read_json(request), request.app[SETTINGS].security
     )
     grace_s = request.app[SETTINGS].delivery.secret_rotation_grace_s
-    subscription = await request.app[DATABASE].transaction(
-        subscription_queries.update_subscription,
+    subscription, old_url = await request.app[DATABASE].transaction(
+        _update_reading_url,
         company,
         subscription_id,
         changes,
@@ -83,7 +98,7 @@ async def update_subscription(request: web.Request) -> web.Response:
     if subscription is None:
         raise not_found("subscription", subscription_id)
     if "url" in changes:
-        request.app[SCHEDULER].endpoint_urls_changed()
+        request.app[SCHEDULER].endpoint_moved(old_url, changes["url"])
     # Field names only: the values may be a secret or an auth header value.
     logger.info(
         "catalog_subscription_updated",

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import sqlite3
+from typing import Any
+
 from aiohttp import web
 
 from lassod import deliveries, tables
+from lassod.tables import TableRow
 from lassod.clock import now_ms, now_us
 from lassod.logs import logger
 from lassod.store import deliveries as delivery_queries
+from lassod.store import endpoints as endpoint_queries
 from lassod.store import tables as table_queries
 from lassod.validation import ValidationError
 from lassod.web.common import company_id, page_of, read_json
@@ -71,6 +76,15 @@ async def report_status(request: web.Request) -> web.Response:
     return json_response(tables.public(change.table))
 
 
+def _change_webhook_reading_url(
+    connection: sqlite3.Connection, company: str, table_id: str, *args: Any
+) -> tuple[tuple[str, TableRow | None], str | None]:
+    """Apply a webhook PATCH; also return the endpoint's URL from before it."""
+    current = endpoint_queries.get_endpoint(connection, table_id)
+    changed = table_queries.change_webhook(connection, company, table_id, *args)
+    return changed, current.url if current is not None else None
+
+
 @routes.patch("/api/v1/tables/{table_id}")
 async def change_webhook(request: web.Request) -> web.Response:
     company = await company_id(request)
@@ -79,8 +93,8 @@ async def change_webhook(request: web.Request) -> web.Response:
         await read_json(request), request.app[SETTINGS].security
     )
     grace_s = request.app[SETTINGS].delivery.secret_rotation_grace_s
-    result, table = await request.app[DATABASE].transaction(
-        table_queries.change_webhook,
+    (result, table), old_url = await request.app[DATABASE].transaction(
+        _change_webhook_reading_url,
         company,
         table_id,
         change,
@@ -94,8 +108,8 @@ async def change_webhook(request: web.Request) -> web.Response:
             "webhook_url",
             "is required: the table has no webhook to attach these settings to",
         )
-    if "url" in change.changed:
-        request.app[SCHEDULER].endpoint_urls_changed()
+    if "url" in change.changed and change.url is not None:
+        request.app[SCHEDULER].endpoint_moved(old_url, change.url)
     logger.info(
         "table_webhook_changed", table_id=table_id, changed=sorted(change.changed)
     )
