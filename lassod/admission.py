@@ -121,10 +121,10 @@ class HostAdmission:
             queue = self._parked.get(host)
             if not queue:
                 continue
-            kept = deque(item for item in queue if item[1] not in delivery_ids)
+            staying = deque(item for item in queue if item[1] not in delivery_ids)
             released.extend(item for item in queue if item[1] in delivery_ids)
-            if kept:
-                self._parked[host] = kept
+            if staying:
+                self._parked[host] = staying
             else:
                 del self._parked[host]
         return released

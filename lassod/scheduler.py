@@ -159,9 +159,9 @@ class Scheduler:
 
         Deliveries are admitted under the URL the scheduler read when they
         were queued. When an endpoint moves to another host, those cached
-        with its old URL read theirs again before they are next admitted,
-        and those parked under the old host go back to the heap, so that
-        none waits behind the host its endpoint left. Changes within
+        with its old URL read theirs again before they are next admitted.
+        Those parked under the old host go back to the heap, so that none
+        waits behind the host its endpoint left. Changes within
         MOVE_BATCH_S share one pass over the cache.
         """
         if old_url is None or host_key(old_url) == host_key(new_url):
