@@ -31,7 +31,7 @@ EXPECTED_NETWORK_ERRORS = (
     aiohttp.ClientError,
     HttpProcessingError,
     # A request body that fails to decompress, found again by aiohttp when
-    # it drains the body after the handler answered 400.
+    # it drains the body after the handler returned 400.
     RequestPayloadError,
 )
 
