@@ -22,7 +22,7 @@ USER_AGENT = f"lassod/{__version__}"
 # URLs whose target check passed or failed; the check parses the URL and any
 # IP literal, which is a noticeable share of an attempt's cost.
 TARGET_CACHE_SIZE = 4096
-# How often the Sender looks for attempts past delivery.timeout_s. An
+# How often the Sender checks for attempts past delivery.timeout_s. An
 # attempt may run up to this much longer than the timeout.
 DEADLINE_CHECK_S = 0.05
 
@@ -71,14 +71,14 @@ def build_headers(job: AttemptJob, timestamp_s: int) -> dict[str, str]:
 
 
 class _Deadline:
-    """The end of one send's time; `task` is cancelled if it is still running."""
+    """The deadline of one send, and the task to cancel if it still runs then."""
 
     __slots__ = ("when", "task", "cancelling", "finished", "expired")
 
     def __init__(self, when: float, task: asyncio.Task[object]) -> None:
         self.when = when
         self.task = task
-        # How many cancellations were asked for before this send began.
+        # How many cancellations were requested before this send began.
         self.cancelling = task.cancelling()
         self.finished = False
         self.expired = False
@@ -118,7 +118,8 @@ class _Deadlines:
         queue = self._queues.get(timeout_s)
         if queue is None:
             queue = self._queues[timeout_s] = deque()
-        # Most sends finish in about the order they began: drop those.
+        # Most sends finish in about the order they began, so finished ones at
+        # the head can go.
         while queue and queue[0].finished:
             queue.popleft()
         queue.append(deadline)

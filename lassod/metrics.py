@@ -98,7 +98,8 @@ class LoopHistogram:
         self._name = name
         self._documentation = documentation
         self._bounds = (*(float(bound) for bound in buckets), math.inf)
-        # One count per bucket, not cumulative; the last is above every bound.
+        # One count per bucket, not cumulative. The last counts values above
+        # every bound.
         self._counts = [0] * len(self._bounds)
         self._sum = 0.0
         registry.register(self)

@@ -71,7 +71,7 @@ async def get_subscription(request: web.Request) -> web.Response:
 def _update_reading_url(
     connection: sqlite3.Connection, company: str, subscription_id: str, *args: Any
 ) -> tuple[Any, str | None]:
-    """Apply a subscription PATCH; also return the endpoint's URL from before it."""
+    """Apply a subscription PATCH and return it with the previous endpoint URL."""
     current = endpoint_queries.get_endpoint(connection, subscription_id)
     updated = subscription_queries.update_subscription(
         connection, company, subscription_id, *args

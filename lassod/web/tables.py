@@ -79,7 +79,7 @@ async def report_status(request: web.Request) -> web.Response:
 def _change_webhook_reading_url(
     connection: sqlite3.Connection, company: str, table_id: str, *args: Any
 ) -> tuple[tuple[str, TableRow | None], str | None]:
-    """Apply a webhook PATCH; also return the endpoint's URL from before it."""
+    """Apply a webhook PATCH and return its result with the previous endpoint URL."""
     current = endpoint_queries.get_endpoint(connection, table_id)
     changed = table_queries.change_webhook(connection, company, table_id, *args)
     return changed, current.url if current is not None else None
