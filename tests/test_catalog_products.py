@@ -239,3 +239,71 @@ async def test_changes_feed_waits_for_stamped_write(lassod):
     # move sync_timestamp past it, or no poll would ever return it.
     seen = [product["id"] for product in page["products"] + later["products"]]
     assert change.product.id in seen
+
+
+async def test_oversized_product_is_rejected(lassod):
+    key = await lassod.new_key()
+    await setup_attributes(lassod, key)
+    big = "x" * (products.MAX_ATTRIBUTES_BYTES // 2)
+    status, error = await lassod.request(
+        "POST",
+        "/api/v1/catalog",
+        key,
+        json={"attributes": {"color": big, "size": big, "weight": 1}},
+    )
+    assert status == 422
+    assert error["field"] == "attributes"
+    assert str(products.MAX_ATTRIBUTES_BYTES) in error["message"]
+
+    product = await create_product(lassod, key, attributes={"color": big})
+    status, error = await patch(lassod, key, product["id"], attributes={"size": big})
+    assert status == 422
+    assert error["field"] == "attributes"
+    _, stored = await lassod.request("GET", f"/api/v1/catalog/{product['id']}", key)
+    assert stored == product
+    _, listing = await lassod.request("GET", "/api/v1/catalog", key)
+    assert listing["pagination"]["total"] == 1
+
+
+async def test_oversized_product_may_shrink(lassod, monkeypatch):
+    key = await lassod.new_key()
+    await setup_attributes(lassod, key)
+    product = await create_product(
+        lassod, key, attributes={"color": "x" * 1000, "size": "y" * 1000}
+    )
+    # As if the product had been stored before a lower limit.
+    monkeypatch.setattr(products, "MAX_ATTRIBUTES_BYTES", 100)
+    status, error = await patch(lassod, key, product["id"], attributes={"weight": 1})
+    assert status == 422, error
+    status, shrunk = await patch(lassod, key, product["id"], attributes={"size": None})
+    assert status == 200, shrunk
+    assert set(shrunk["attributes"]) == {"color"}
+
+
+async def test_changes_page_ends_at_byte_budget(lassod, monkeypatch):
+    key = await lassod.new_key()
+    await setup_attributes(lassod, key)
+    _, start = await lassod.request("GET", "/api/v1/catalog/changes", key)
+    created = [
+        await create_product(lassod, key, attributes={"color": str(i) * 1000})
+        for i in range(5)
+    ]
+    # Two products of about 1 kB reach the budget; a third would pass it.
+    monkeypatch.setattr(products, "MAX_CHANGES_PAGE_BYTES", 1500)
+
+    sizes, ids, cursor = [], [], None
+    for _ in range(10):
+        query = f"?since={start['sync_timestamp']}&page_size=100"
+        if cursor:
+            query += f"&cursor={cursor}"
+        status, page = await lassod.request(
+            "GET", "/api/v1/catalog/changes" + query, key
+        )
+        assert status == 200, page
+        sizes.append(len(page["products"]))
+        ids += [product["id"] for product in page["products"]]
+        if not page["has_more"]:
+            break
+        cursor = page["next_cursor"]
+    assert sizes == [2, 2, 1]
+    assert ids == [product["id"] for product in created]

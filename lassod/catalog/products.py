@@ -16,6 +16,13 @@ CREATE_FIELDS = {"schema_id", "status", "attributes"}
 PATCH_FIELDS = {"schema_id", "status", "attributes", "expected_updated_at"}
 DEFAULT_CHANGES_PAGE_SIZE = 100
 MAX_CHANGES_PAGE_SIZE = 1000
+# A product's attributes as stored JSON. Each write sends the whole product
+# in its event, and list pages hold up to 100 products, so this bounds the
+# memory one request can take.
+MAX_ATTRIBUTES_BYTES = 256 * 1024
+# A changes-feed page ends early, with has_more, once its products' stored
+# attributes reach this many bytes; it always holds at least one product.
+MAX_CHANGES_PAGE_BYTES = 4 * 1024 * 1024
 # Marks a field the PATCH body leaves alone, as opposed to setting it to null.
 UNSET: Any = object()
 
@@ -105,6 +112,24 @@ def merge(
             attributes[key] = value
     schema_id = product.schema_id if patch.schema_id is UNSET else patch.schema_id
     return schema_id, patch.status or product.status, attributes
+
+
+def check_size(encoded: bytes, current: bytes | None = None) -> None:
+    """Raise ValidationError if the encoded attributes exceed MAX_ATTRIBUTES_BYTES.
+
+    A write that makes an oversized product smaller passes, so products
+    stored before this limit existed can still be trimmed.
+    """
+    if len(encoded) <= MAX_ATTRIBUTES_BYTES:
+        return
+    if current is not None and len(encoded) < len(current):
+        return
+    raise ValidationError(
+        "attributes",
+        f"would take {len(encoded)} bytes as JSON, over the limit of"
+        f" {MAX_ATTRIBUTES_BYTES} bytes per product; store large content"
+        " elsewhere and keep its URL in an attribute",
+    )
 
 
 def is_stale(product: ProductRow, patch: ProductPatch) -> bool:

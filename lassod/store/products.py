@@ -80,14 +80,21 @@ def list_changes(
     # Read before the query: a write committed later gets a later time.
     sync_us = write_time_us()
     after_us, after_id = query.after
-    rows = connection.execute(
+    cursor = connection.execute(
         _SELECT + " WHERE company_id = ?"
         " AND (updated_us > ? OR (updated_us = ? AND id > ?))"
         " ORDER BY updated_us, id LIMIT ?",
         (company_id, after_us, after_us, after_id, query.page_size + 1),
-    ).fetchall()
-    found = [_row(row) for row in rows]
-    return ChangesPage(found[: query.page_size], len(found) > query.page_size, sync_us)
+    )
+    found: list[ProductRow] = []
+    page_bytes = 0
+    for row in cursor:
+        full = len(found) == query.page_size or page_bytes >= products.MAX_CHANGES_PAGE_BYTES
+        if full:
+            return ChangesPage(found, True, sync_us)
+        found.append(_row(row))
+        page_bytes += len(row[4])
+    return ChangesPage(found, False, sync_us)
 
 
 def insert_product(
@@ -95,6 +102,8 @@ def insert_product(
 ) -> ProductChange:
     """Create a product; raises ValidationError for a key not in the dictionary."""
     _require_keys(connection, company_id, list(new.attributes))
+    encoded = orjson.dumps(new.attributes)
+    products.check_size(encoded)
     now = write_time_us()
     product = ProductRow(
         id=new_uuid(),
@@ -113,7 +122,7 @@ def insert_product(
             company_id,
             product.schema_id,
             product.status,
-            orjson.dumps(product.attributes).decode(),
+            encoded.decode(),
             product.created_us,
             product.updated_us,
         ),
@@ -181,8 +190,15 @@ def move_attribute_values(
             for name, value in current.attributes.items()
             if name != key or new_key is not None
         }
+        # A rename changes the size by at most a key's length, so it skips the
+        # size limit. Otherwise a product at the limit would block the rename.
         change = _write(
-            connection, current, current.schema_id, current.status, attributes
+            connection,
+            current,
+            current.schema_id,
+            current.status,
+            attributes,
+            limit_size=False,
         )
         queued += change.queued
     return queued
@@ -194,20 +210,25 @@ def _write(
     schema_id: str | None,
     status: str,
     attributes: dict[str, Any],
+    limit_size: bool = True,
 ) -> ProductChange:
+    encoded = orjson.dumps(attributes)
+    current_encoded = orjson.dumps(current.attributes)
     unchanged = (
         schema_id == current.schema_id
         and status == current.status
         # Compared as JSON text, so 1 and true or 1 and 1.0 count as different.
-        and orjson.dumps(attributes) == orjson.dumps(current.attributes)
+        and encoded == current_encoded
     )
     if unchanged:
         return ProductChange("unchanged", current, [])
+    if limit_size:
+        products.check_size(encoded, current_encoded)
     updated_us = write_time_us(current.updated_us)
     connection.execute(
         "UPDATE products SET schema_id = ?, status = ?, attributes = ?, updated_us = ?"
         " WHERE id = ?",
-        (schema_id, status, orjson.dumps(attributes).decode(), updated_us, current.id),
+        (schema_id, status, encoded.decode(), updated_us, current.id),
     )
     updated = ProductRow(
         id=current.id,
