@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import json
 import os
 import stat
 import time
@@ -14,6 +15,7 @@ from lassod import cli
 from lassod.store import keys as key_queries
 from lassod.web.keycache import KEY_CACHE_TTL_S, KeyCache
 from lassod.web.ratelimit import TokenBuckets, client_key
+from tests.catalog_support import create_attribute
 from tests.conftest import make_settings
 from tests.security_helpers import create_table
 
@@ -378,3 +380,56 @@ def test_key_cache_forgets_a_key_after_its_time():
     assert cache.get("hash") == "cmp_1"
     time.sleep(0.06)
     assert cache.get("hash") is None
+
+
+@pytest.mark.parametrize(
+    ("number", "field"),
+    [
+        ("123456789012345678901234567890", "attributes.qty"),
+        ("-9223372036854775809", "attributes.qty"),
+        ("1" + "0" * 300, "attributes.qty"),
+    ],
+)
+async def test_inexact_whole_number_rejected(lassod, number, field):
+    key = await lassod.new_key()
+    await create_attribute(lassod, key, "qty", "number")
+    text = '{"attributes": {"qty": ' + number + "}}"
+
+    status, _, error = await raw_request(
+        lassod,
+        "POST",
+        "/api/v1/catalog",
+        key,
+        data=text,
+        headers={"Content-Type": "application/json"},
+    )
+
+    assert status == 422, error
+    assert error["field"] == field
+    assert "send larger ones as strings" in error["message"]
+    assert len(error["message"]) < 300
+    _, listing = await lassod.request("GET", "/api/v1/catalog", key)
+    assert listing["pagination"]["total"] == 0
+
+
+@pytest.mark.parametrize(
+    "number", ["18446744073709551615", "-9223372036854775808", "1234567890123456789.5"]
+)
+async def test_whole_number_at_limits_kept(lassod, number):
+    key = await lassod.new_key()
+    await create_attribute(lassod, key, "qty", "number")
+    await create_attribute(lassod, key, "note")
+    text = '{"attributes": {"qty": ' + number + ', "note": "12345678901234567890123"}}'
+
+    status, _, product = await raw_request(
+        lassod,
+        "POST",
+        "/api/v1/catalog",
+        key,
+        data=text,
+        headers={"Content-Type": "application/json"},
+    )
+
+    assert status == 201, product
+    assert product["attributes"]["qty"] == json.loads(number)
+    assert product["attributes"]["note"] == "12345678901234567890123"

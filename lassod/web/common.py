@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +23,13 @@ MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 25
 _PER_KEY_MESSAGE = "too many requests for this API key"
 _FAILED_AUTH_MESSAGE = "too many failed authentications from this client"
+# orjson (3.13 tested) parses a whole number outside this range as a float,
+# which would store and send another value than the client sent.
+MIN_INTEGER = -(2**63)
+MAX_INTEGER = 2**64 - 1
+# A whole number of 19 or more digits, the only kind that can fall outside
+# that range. A match inside a string only costs a second parse.
+_LONG_INTEGER = re.compile(rb"(?<![0-9.eE+-])-?[0-9]{19,}(?![0-9.eE])")
 
 
 @dataclass(frozen=True)
@@ -70,7 +79,42 @@ async def read_json(request: web.Request) -> Any:
         raise ApiError(400, f"request body is not valid JSON: {error}") from None
     if nesting_depth(body) > MAX_JSON_DEPTH:
         raise _too_deep()
+    if _LONG_INTEGER.search(raw):
+        _reject_inexact_integers(raw)
     return body
+
+
+def _reject_inexact_integers(raw: bytes) -> None:
+    """Raise ValidationError naming the first whole number orjson cannot keep.
+
+    The standard library's parser keeps every whole number exact. orjson has
+    already rejected numbers past a float's range, which is far below
+    Python's limit of 4,300 digits, but that limit is reported all the same.
+    """
+    fix = (
+        f"lassod keeps whole numbers from {MIN_INTEGER} to {MAX_INTEGER} exactly;"
+        " send larger ones as strings"
+    )
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise ValidationError(
+            "body", f"contains a whole number with too many digits; {fix}"
+        ) from None
+    stack: list[tuple[str, Any]] = [("", body)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, dict):
+            for name, child in reversed(item.items()):
+                stack.append((f"{path}.{name}" if path else name, child))
+        elif isinstance(item, list):
+            for index in reversed(range(len(item))):
+                stack.append((f"{path}[{index}]", item[index]))
+        elif isinstance(item, int) and not MIN_INTEGER <= item <= MAX_INTEGER:
+            text = str(item)
+            if len(text) > 40:
+                text = f"{text[:20]}... ({len(text)} characters)"
+            raise ValidationError(path or "body", f"is {text}, out of range; {fix}")
 
 
 def nesting_depth(value: Any) -> int:
