@@ -151,6 +151,9 @@ class Daemon:
         self._runner = web.AppRunner(
             self.app,
             access_log=None,
+            # read_json decodes gzip and deflate itself, so that a body it
+            # cannot decode, or one in another encoding, gets a JSON error.
+            auto_decompress=False,
             handle_signals=False,
             shutdown_timeout=settings.server.shutdown_grace_s,
         )

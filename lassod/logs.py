@@ -30,10 +30,15 @@ EXPECTED_NETWORK_ERRORS = (
     TimeoutError,
     aiohttp.ClientError,
     HttpProcessingError,
-    # A request body that fails to decompress, found again by aiohttp when
-    # it drains the body after the handler returned 400.
+    # A request body cut short, found again by aiohttp when it drains the
+    # body after the handler returned 400.
     RequestPayloadError,
 )
+
+# aiohttp logs an error line for each malformed request, which any client can
+# send without a key. Those lines become warnings, at most one per interval,
+# and the next one counts those left out.
+MALFORMED_REQUEST_LOG_INTERVAL_S = 10.0
 
 # JSON lines wait in memory until this many bytes, an error line, or the next
 # periodic flush, so a busy daemon writes a few large chunks instead of one
@@ -131,19 +136,42 @@ def configure(level: str = "info", format: str = "auto", stream: TextIO | None =
 class _StructlogHandler(logging.Handler):
     """Forward standard-library log records (aiohttp, asyncio) to structlog."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        # time.monotonic() before which malformed-request lines are skipped.
+        self._malformed_quiet_until = 0.0
+        self._malformed_skipped = 0
+
     def emit(self, record: logging.LogRecord) -> None:
         fields: dict[str, object] = {"logger": record.name, "message": record.getMessage()}
+        level = record.levelno
         if record.exc_info and record.exc_info[1] is not None:
             error = record.exc_info[1]
             if isinstance(error, HttpProcessingError):
                 # Its text quotes the offending request bytes, which may hold
                 # an API key from an over-long Authorization header.
                 fields["error"] = f"{type(error).__name__} (HTTP {error.code})"
+                if record.name == "aiohttp.server":
+                    if not self._malformed_request_due(fields):
+                        return
+                    level = min(level, logging.WARNING)
             elif isinstance(error, EXPECTED_NETWORK_ERRORS):
                 fields["error"] = error_text(error)
             else:
                 fields["exc_info"] = record.exc_info
-        logger.log(record.levelno, "library_log", **fields)
+        logger.log(level, "library_log", **fields)
+
+    def _malformed_request_due(self, fields: dict[str, object]) -> bool:
+        """Return whether to log this malformed request, counting those skipped."""
+        now = time.monotonic()
+        if now < self._malformed_quiet_until:
+            self._malformed_skipped += 1
+            return False
+        self._malformed_quiet_until = now + MALFORMED_REQUEST_LOG_INTERVAL_S
+        if self._malformed_skipped:
+            fields["similar_lines_skipped"] = self._malformed_skipped
+            self._malformed_skipped = 0
+        return True
 
 
 def _route_standard_logging(level: int) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,26 +50,21 @@ class Page:
 
 
 async def read_json(request: web.Request) -> Any:
-    """Return the parsed JSON body; malformed or too deeply nested JSON is a 400."""
+    """Return the parsed JSON body; malformed or too deeply nested JSON is a 400.
+
+    A gzip or deflate body is decoded here (the server runs with aiohttp's
+    auto_decompress off) and, like any body, may be at most client_max_size
+    bytes once decoded.
+    """
     try:
         raw = await request.read()
     except RequestPayloadError:
-        # aiohttp decodes gzip and deflate bodies as it reads them, and
-        # raises this for a body that fails to decode or ends too early.
-        encoding = request.headers.get("Content-Encoding")
-        if encoding:
-            raise ApiError(
-                400,
-                f"request body is not valid {encoding} data, as its"
-                " Content-Encoding says; compress it correctly, or send it"
-                " uncompressed without that header",
-                close_connection=True,
-            ) from None
         raise ApiError(
             400,
             "request body could not be read to its end; send the whole body",
             close_connection=True,
         ) from None
+    raw = _decoded(request, raw)
     if not raw.strip():
         raise ApiError(400, "request body is empty; send a JSON object")
     try:
@@ -115,6 +111,46 @@ def _reject_inexact_integers(raw: bytes) -> None:
             if len(text) > 40:
                 text = f"{text[:20]}... ({len(text)} characters)"
             raise ValidationError(path or "body", f"is {text}, out of range; {fix}")
+
+
+def _decoded(request: web.Request, raw: bytes) -> bytes:
+    """Return the body decoded per its Content-Encoding header, or raise ApiError."""
+    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    if encoding in ("", "identity"):
+        return raw
+    if encoding in ("gzip", "x-gzip"):
+        formats = [16 + zlib.MAX_WBITS]
+    elif encoding == "deflate":
+        # Per RFC 9110 deflate is zlib-wrapped, but some clients send raw
+        # deflate data, which aiohttp 3.14 accepts too.
+        formats = [zlib.MAX_WBITS, -zlib.MAX_WBITS]
+    else:
+        raise ApiError(
+            415,
+            f"Content-Encoding {encoding!r} is not supported; send the body"
+            " uncompressed, or compressed with gzip or deflate",
+        )
+    limit = request.client_max_size
+    for window_bits in formats:
+        decompressor = zlib.decompressobj(window_bits)
+        try:
+            decoded = decompressor.decompress(raw, limit + 1)
+        except zlib.error:
+            continue
+        if len(decoded) > limit:
+            raise web.HTTPRequestEntityTooLarge(
+                max_size=limit, actual_size=len(decoded)
+            )
+        if not decompressor.eof or decompressor.unused_data:
+            # Cut short, or followed by more data (a second gzip member).
+            break
+        return decoded
+    raise ApiError(
+        400,
+        f"request body is not valid {encoding} data, as its Content-Encoding"
+        " says; compress it correctly, or send it uncompressed without that"
+        " header",
+    )
 
 
 def nesting_depth(value: Any) -> int:

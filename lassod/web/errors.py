@@ -22,6 +22,7 @@ ERROR_TYPES = {
     405: "invalid_request",
     409: "conflict",
     413: "payload_too_large",
+    415: "unsupported_media_type",
     422: "validation_error",
     429: "rate_limited",
     500: "internal_error",
