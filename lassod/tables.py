@@ -160,17 +160,6 @@ def parse_webhook_change(body: Any, security: SecuritySettings) -> WebhookChange
     secret = check.text(body, "webhook_secret", max_length=1024, nullable=True)
     if "webhook_secret" in body:
         changed.add("secret")
-    if ("webhook_auth_header_name" in body) != ("webhook_auth_header_value" in body):
-        missing = (
-            "webhook_auth_header_value"
-            if "webhook_auth_header_name" in body
-            else "webhook_auth_header_name"
-        )
-        raise ValidationError(
-            missing,
-            "webhook_auth_header_name and webhook_auth_header_value must be given together"
-            " (both null removes the header)",
-        )
     header_name, header_value = check.header_pair(
         body, "webhook_auth_header_name", "webhook_auth_header_value", nullable=True
     )

@@ -242,7 +242,18 @@ def target_url(field: str, value: str, security: SecuritySettings) -> str:
 def header_pair(
     body: dict[str, Any], name_field: str, value_field: str, *, nullable: bool = False
 ) -> tuple[str | None, str | None]:
-    """Return a custom auth header (name, value); both or neither must be given."""
+    """Return a custom auth header (name, value); both or neither must be given.
+
+    With nullable, as in a PATCH, a body that has one field must have the
+    other as well, so that null in one of them cannot remove the header.
+    """
+    if nullable and (name_field in body) != (value_field in body):
+        missing = value_field if name_field in body else name_field
+        raise ValidationError(
+            missing,
+            f"{name_field} and {value_field} must be given together"
+            " (both null removes the header)",
+        )
     name = text(body, name_field, max_length=256, nullable=nullable)
     value = text(body, value_field, max_length=MAX_HEADER_VALUE_LENGTH, nullable=nullable)
     if (name is None) != (value is None):

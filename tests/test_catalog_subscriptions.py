@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import asyncio
 import base64
 import hashlib
@@ -209,3 +211,36 @@ async def test_patch_null_clears_settings(lassod):
     assert changed["description"] is None
     assert changed["has_secret"] is False
     assert changed["auth_header_name"] is None
+
+
+@pytest.mark.parametrize(
+    ("sent", "missing"),
+    [
+        ({"auth_header_value": None}, "auth_header_name"),
+        ({"auth_header_name": None}, "auth_header_value"),
+        ({"auth_header_value": "other"}, "auth_header_name"),
+    ],
+)
+async def test_patch_half_auth_header_rejected(lassod, sent, missing):
+    key = await lassod.new_key()
+    status, created = await lassod.request(
+        "POST",
+        "/api/v1/catalog/webhooks",
+        key,
+        json={
+            "url": "https://example.com/hook",
+            "events": ["product.created"],
+            "auth_header_name": "X-Token",
+            "auth_header_value": "t0ken",
+        },
+    )
+    assert status == 201
+
+    path = f"/api/v1/catalog/webhooks/{created['id']}"
+    status, error = await lassod.request("PATCH", path, key, json=sent)
+
+    assert status == 422
+    assert error["field"] == missing
+    assert "must be given together" in error["message"]
+    _, stored = await lassod.request("GET", path, key)
+    assert stored["auth_header_name"] == "X-Token"
