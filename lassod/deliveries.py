@@ -12,6 +12,7 @@ from lassod.store.history import AttemptRow, DeliveryDetail, DeliveryFilter, Del
 from lassod.validation import ValidationError
 
 STATUSES = ("pending", "succeeded", "abandoned", "cancelled")
+TABLE_ID_PREFIX = "tbl_"
 FILTER_FIELDS = ("table_id", "subscription_id", "event", "status", "since", "until")
 PAGE_FIELDS = ("page", "limit")
 WINDOW_FIELDS = {"since", "until"}
@@ -31,6 +32,19 @@ def parse_filter(query: Mapping[str, str], company_id: str | None) -> DeliveryFi
     if table_id is not None and subscription_id is not None:
         raise ValidationError(
             "subscription_id", "give at most one of table_id and subscription_id"
+        )
+    # Table ids start with tbl_ and subscription ids are UUIDs, so an id
+    # given under the other name would otherwise match the other kind.
+    if table_id is not None and not table_id.startswith(TABLE_ID_PREFIX):
+        raise ValidationError(
+            "table_id",
+            f"must be a table id, which starts with {TABLE_ID_PREFIX!r};"
+            " filter a subscription's deliveries with subscription_id",
+        )
+    if subscription_id is not None and subscription_id.startswith(TABLE_ID_PREFIX):
+        raise ValidationError(
+            "subscription_id",
+            "is a table id; filter a table's deliveries with table_id",
         )
     status = query.get("status")
     if status is not None and status not in STATUSES:

@@ -122,6 +122,8 @@ async def test_bad_filters_name_the_field(lassod):
         "?until=2026-01-01T00:00:00": "until",
         "?since=2026-02-01T00:00:00Z&until=2026-01-01T00:00:00Z": "until",
         "?table_id=tbl_1&subscription_id=sub_1": "subscription_id",
+        "?table_id=0b6f4c1e-5d0e-4a43-9d5e-8c1f6f0c2a11": "table_id",
+        "?subscription_id=tbl_0123456789abcdef01234567": "subscription_id",
         "?colour=red": "colour",
         "?limit=0": "limit",
         "?event=": "event",
