@@ -75,6 +75,15 @@ def test_merge_sets_schema_to_null():
     assert unchanged == "sch_1"
 
 
+def test_patch_null_schema_id_clears_it():
+    patch = products.parse_patch({"schema_id": None})
+
+    schema_id, _, _ = products.merge(make_product(schema_id="sch_1"), patch)
+
+    assert patch.schema_id is None
+    assert schema_id is None
+
+
 @pytest.mark.parametrize(
     ("expected_us", "stale"),
     [(None, False), (2_000, False), (2_001, False), (1_999, True)],
@@ -156,6 +165,16 @@ def test_attribute_update_keeps_absent_fields():
     assert state["enum_values"] == ("S", "M")
     assert state["is_reviewed"] is True
     assert attributes.differs(make_attribute(), state)
+
+
+def test_attribute_null_description_clears_it():
+    current = make_attribute(description="Shoe size")
+    update = attributes.parse_put("size", {"description": None})
+
+    state = attributes.merged_state(current, update)
+
+    assert state["description"] is None
+    assert attributes.differs(current, state)
 
 
 def test_enum_attribute_needs_values():

@@ -205,6 +205,13 @@ async def test_noop_updates_emit_nothing(lassod, make_receiver):
         ("PATCH", f"/api/v1/catalog/{product['id']}", {"attributes": {"color": "red"}}),
         ("PATCH", f"/api/v1/catalog/{product['id']}", {"attributes": {"size": None}}),
         ("PATCH", f"/api/v1/catalog/{product['id']}", {"status": "draft"}),
+        ("PATCH", f"/api/v1/catalog/{product['id']}", {"schema_id": None}),
+        ("PUT", "/api/v1/attributes/color", {"description": None}),
+        (
+            "POST",
+            "/api/v1/attributes",
+            {"attributes": [{"key": "color", "description": None}]},
+        ),
     ]:
         status, body = await lassod.request(method, path, key, json=body)
         assert status == 200, (path, body)
@@ -213,6 +220,51 @@ async def test_noop_updates_emit_nothing(lassod, make_receiver):
     assert after["updated_at"] == product["updated_at"]
     await asyncio.sleep(0.3)
     assert receiver.received == []
+
+
+async def test_clearing_field_emits_update(lassod, make_receiver):
+    receiver = await make_receiver()
+    key = await lassod.new_key()
+    await create_attribute(lassod, key, "color", description="Shade")
+    await create_attribute(lassod, key, "size", description="EU size")
+    product = await create_product(lassod, key, schema_id="sch_1")
+    await subscribe(lassod, key, receiver)
+
+    status, color = await lassod.request(
+        "PUT", "/api/v1/attributes/color", key, json={"description": None}
+    )
+    assert status == 200, color
+    status, size = await lassod.request(
+        "POST", "/api/v1/attributes", key, json={"key": "size", "description": None}
+    )
+    assert status == 200, size
+    status, cleared = await lassod.request(
+        "PATCH", f"/api/v1/catalog/{product['id']}", key, json={"schema_id": None}
+    )
+    assert status == 200, cleared
+
+    assert color["description"] is None
+    assert size["description"] is None
+    assert cleared["schema_id"] is None
+    assert cleared["updated_at"] > product["updated_at"]
+    _, stored = await lassod.request("GET", f"/api/v1/catalog/{product['id']}", key)
+    assert stored == cleared
+    _, stored = await lassod.request("GET", "/api/v1/attributes/color", key)
+    assert stored == color
+    by_name = {}
+    for envelope in envelopes(await settle(receiver, 3)):
+        by_name.setdefault(envelope["event"], []).append(envelope["data"])
+    assert sorted(by_name) == ["attribute.updated", "product.updated"]
+    assert by_name["product.updated"] == [
+        {"product_id": product["id"], "product": cleared}
+    ]
+    updated = sorted(
+        by_name["attribute.updated"], key=lambda data: data["attribute"]["key"]
+    )
+    assert updated == [
+        {"attribute_id": color["id"], "attribute": color},
+        {"attribute_id": size["id"], "attribute": size},
+    ]
 
 
 async def test_inactive_subscription_gets_nothing(lassod, make_receiver):

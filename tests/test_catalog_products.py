@@ -40,6 +40,16 @@ async def test_create_defaults(lassod):
     assert fetched == product
 
 
+async def test_create_takes_null_as_absent(lassod):
+    key = await lassod.new_key()
+
+    product = await create_product(lassod, key, schema_id=None)
+    attribute = await create_attribute(lassod, key, "color", description=None)
+
+    assert product["schema_id"] is None
+    assert attribute["description"] is None
+
+
 async def test_patch_merges_and_null_removes(lassod):
     key = await lassod.new_key()
     await setup_attributes(lassod, key)

@@ -110,6 +110,10 @@ BAD_REQUESTS = [
     ("GET", "/api/v1/catalog/changes?since=noon", None, 422, "since"),
     ("GET", "/api/v1/catalog/changes?cursor=%21%21", None, 422, "cursor"),
     ("GET", "/api/v1/catalog/changes?cursor=bm9jb2xvbg", None, 422, "cursor"),
+    ("GET", "/api/v1/catalog/changes?limit=5", None, 422, "limit"),
+    ("GET", "/api/v1/catalog?page_size=5", None, 422, "page_size"),
+    ("GET", "/api/v1/attributes?sort=key", None, 422, "sort"),
+    ("GET", "/api/v1/catalog/webhooks?active=true", None, 422, "active"),
     ("POST", "/api/v1/catalog/webhooks", {"events": ["product.created"]}, 422, "url"),
     (
         "POST",

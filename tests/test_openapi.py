@@ -47,6 +47,29 @@ async def test_every_route_is_documented(lassod):
     assert app_routes == documented
 
 
+async def test_lists_take_only_documented_parameters(lassod):
+    key = await lassod.new_key()
+    lists = {
+        path: item["get"]
+        for path, item in openapi.build()["paths"].items()
+        if "get" in item and "{" not in path and "parameters" in item["get"]
+    }
+    assert len(lists) == 6, sorted(lists)
+
+    for path, operation in lists.items():
+        documented = [
+            parameter["name"]
+            for parameter in operation["parameters"]
+            if parameter["in"] == "query"
+        ]
+        status, error = await lassod.request("GET", f"{path}?colour=red", key)
+
+        assert status == 422, path
+        assert error["field"] == "colour", path
+        allowed = error["message"].rpartition("allowed are ")[2].split(", ")
+        assert sorted(allowed) == sorted(documented), path
+
+
 class NoNetworkSender:
     """Stands in for the outbound sender: generated webhook URLs point at
     arbitrary hosts, and this test checks the API contract, not delivery."""

@@ -217,6 +217,8 @@ async def test_list_is_paginated_newest_first(lassod):
         ("limit=5_0", "limit"),
         ("limit=%205", "limit"),
         ("page=%D9%A3", "page"),  # an Arabic-Indic digit, which int() takes
+        ("colour=red", "colour"),
+        ("page=1&per_page=5", "per_page"),
     ],
 )
 async def test_list_rejects_bad_pagination(lassod, query, field):
@@ -226,6 +228,25 @@ async def test_list_rejects_bad_pagination(lassod, query, field):
 
     assert status == 422
     assert error["field"] == field
+
+
+async def test_unknown_list_parameter_checked_after_auth(lassod):
+    status, error = await lassod.request("GET", "/api/v1/tables?colour=red")
+
+    assert status == 401
+    assert error["error_type"] == "unauthenticated"
+
+
+async def test_get_of_one_table_ignores_query(lassod):
+    key = await lassod.new_key()
+    _, table = await lassod.request("POST", "/api/v1/tables", key, json=with_fields())
+
+    status, found = await lassod.request(
+        "GET", f"/api/v1/tables/{table['id']}?colour=red&limit=5", key
+    )
+
+    assert status == 200
+    assert found == table
 
 
 WEBHOOKS = [

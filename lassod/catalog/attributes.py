@@ -227,7 +227,10 @@ def _changes(body: dict[str, Any]) -> dict[str, Any]:
     if "label" in body:
         changes["label"] = check.text(body, "label", required=True, max_length=256)
     if "description" in body:
-        changes["description"] = check.text(body, "description", max_length=10_000)
+        # Null clears the description of an existing attribute.
+        changes["description"] = check.text(
+            body, "description", max_length=10_000, nullable=True
+        )
     if "is_reviewed" in body:
         reviewed = check.boolean(body, "is_reviewed")
         if reviewed is None:

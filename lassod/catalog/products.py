@@ -74,7 +74,7 @@ def parse_new(body: Any) -> NewProduct:
                 f"attributes.{key}", "must not be null; leave the key out"
             )
     return NewProduct(
-        schema_id=check.text(body, "schema_id", max_length=256),
+        schema_id=check.text(body, "schema_id", max_length=256, nullable=True),
         status=_status(body) or "draft",
         attributes=attributes,
     )
@@ -86,7 +86,7 @@ def parse_patch(body: Any) -> ProductPatch:
     check.reject_unknown(body, PATCH_FIELDS)
     expected = check.text(body, "expected_updated_at", max_length=64)
     return ProductPatch(
-        schema_id=check.text(body, "schema_id", max_length=256)
+        schema_id=check.text(body, "schema_id", max_length=256, nullable=True)
         if "schema_id" in body
         else UNSET,
         status=_status(body),

@@ -37,7 +37,8 @@ _MUTABLE = {
     "label": string(256, minLength=1),
     "enum_values": _VALUES,
     "tags_values": _VALUES,
-    "description": string(10_000, minLength=1),
+    "description": nullable(string(10_000, minLength=1))
+    | {"description": "Null clears the description of an existing attribute"},
     "is_reviewed": {"type": "boolean"},
 }
 # A type other than enum takes no enum_values. Whether an enum attribute has
@@ -114,7 +115,7 @@ SCHEMAS: dict[str, Schema] = {
     ),
     "NewProduct": obj(
         {
-            "schema_id": string(256, minLength=1),
+            "schema_id": nullable(string(256, minLength=1)),
             "status": nullable({"enum": list(STATUSES)}),
             "attributes": nullable(
                 {
@@ -128,7 +129,8 @@ SCHEMAS: dict[str, Schema] = {
     ),
     "ProductPatch": obj(
         {
-            "schema_id": string(256, minLength=1),
+            "schema_id": nullable(string(256, minLength=1))
+            | {"description": "Null clears the product's schema_id"},
             "status": nullable({"enum": list(STATUSES)}),
             "attributes": nullable(
                 {

@@ -7,7 +7,13 @@ from aiohttp import web
 from lassod.catalog import attributes
 from lassod.store import attributes as attribute_queries
 from lassod.validation import ensure_object
-from lassod.web.common import company_id, page_of, read_json
+from lassod.web.common import (
+    PAGE_PARAMETERS,
+    company_id,
+    page_of,
+    read_json,
+    reject_unknown_query,
+)
 from lassod.web.errors import ApiError, json_response, not_found
 from lassod.web.state import DATABASE, SCHEDULER
 
@@ -49,6 +55,7 @@ async def upsert_attributes(request: web.Request) -> web.Response:
 @routes.get("/api/v1/attributes")
 async def list_attributes(request: web.Request) -> web.Response:
     company = await company_id(request)
+    reject_unknown_query(request, PAGE_PARAMETERS)
     page = page_of(request)
     rows, total = await request.app[DATABASE].read(
         attribute_queries.list_attributes, company, page.offset, page.limit

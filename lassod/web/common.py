@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,8 @@ from lassod.web.state import DATABASE, KEY_CACHE, RATE_LIMITS
 MAX_JSON_DEPTH = 32
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 25
+# The query parameters of a list that takes nothing but pagination.
+PAGE_PARAMETERS = ("page", "limit")
 _PER_KEY_MESSAGE = "too many requests for this API key"
 _FAILED_AUTH_MESSAGE = "too many failed authentications from this client"
 # orjson (3.13 tested) parses a whole number outside this range as a float,
@@ -260,6 +263,20 @@ def query_of(request: web.Request) -> dict[str, str]:
                     name, f"is given {count} times; give it at most once"
                 )
     return dict(query)
+
+
+def reject_unknown_query(request: web.Request, allowed: Sequence[str]) -> None:
+    """Raise ValidationError naming the first query parameter not in allowed.
+
+    A list that ignored such a parameter would hide a client's mistake, such
+    as ?limit=5 on the changes feed, which reads page_size. A GET of a single
+    object reads no query parameters and ignores them all.
+    """
+    for name in request.query:
+        if name not in allowed:
+            raise ValidationError(
+                name, f"unknown query parameter; allowed are {', '.join(allowed)}"
+            )
 
 
 def page_of(request: web.Request) -> Page:

@@ -7,7 +7,14 @@ from aiohttp import web
 from lassod.catalog import products
 from lassod.clock import iso_us
 from lassod.store import products as product_queries
-from lassod.web.common import company_id, page_of, query_of, read_json
+from lassod.web.common import (
+    PAGE_PARAMETERS,
+    company_id,
+    page_of,
+    query_of,
+    read_json,
+    reject_unknown_query,
+)
 from lassod.web.errors import ApiError, json_response, not_found
 from lassod.web.state import DATABASE, SCHEDULER
 
@@ -18,11 +25,14 @@ routes = web.RouteTableDef()
 # lack gets 405 with their own Allow header rather than reaching a product.
 PRODUCT_PATH = "/api/v1/catalog/{product_id:(?!changes$|webhooks$)[^{}/]+}"
 
+CHANGES_PARAMETERS = ("since", "cursor", "page_size")
+
 
 @routes.get("/api/v1/catalog/changes")
 async def list_changes(request: web.Request) -> web.Response:
     """List products changed since a time, oldest change first, by cursor."""
     company = await company_id(request)
+    reject_unknown_query(request, CHANGES_PARAMETERS)
     query = products.parse_changes_query(query_of(request))
     # This read stays on the writer's connection, behind any group commit,
     # because the feed's sync time must not pass a write that is stamped
@@ -57,6 +67,7 @@ async def create_product(request: web.Request) -> web.Response:
 @routes.get("/api/v1/catalog")
 async def list_products(request: web.Request) -> web.Response:
     company = await company_id(request)
+    reject_unknown_query(request, PAGE_PARAMETERS)
     page = page_of(request)
     rows, total = await request.app[DATABASE].read(
         product_queries.list_products, company, page.offset, page.limit

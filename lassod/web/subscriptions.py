@@ -14,7 +14,13 @@ from lassod.logs import logger
 from lassod.store import deliveries as delivery_queries
 from lassod.store import endpoints as endpoint_queries
 from lassod.store import subscriptions as subscription_queries
-from lassod.web.common import company_id, page_of, read_json
+from lassod.web.common import (
+    PAGE_PARAMETERS,
+    company_id,
+    page_of,
+    read_json,
+    reject_unknown_query,
+)
 from lassod.web.errors import json_response, not_found
 from lassod.web.deliveries import check_requeued, recovered_response
 from lassod.web.state import DATABASE, SCHEDULER, SETTINGS
@@ -47,6 +53,7 @@ async def create_subscription(request: web.Request) -> web.Response:
 @routes.get("/api/v1/catalog/webhooks")
 async def list_subscriptions(request: web.Request) -> web.Response:
     company = await company_id(request)
+    reject_unknown_query(request, PAGE_PARAMETERS)
     page = page_of(request)
     rows, total = await request.app[DATABASE].read(
         subscription_queries.list_subscriptions, company, page.offset, page.limit

@@ -15,7 +15,13 @@ from lassod.store import deliveries as delivery_queries
 from lassod.store import endpoints as endpoint_queries
 from lassod.store import tables as table_queries
 from lassod.validation import ValidationError
-from lassod.web.common import company_id, page_of, read_json
+from lassod.web.common import (
+    PAGE_PARAMETERS,
+    company_id,
+    page_of,
+    read_json,
+    reject_unknown_query,
+)
 from lassod.web.deliveries import check_requeued, recovered_response
 from lassod.web.errors import ApiError, json_response, not_found
 from lassod.web.state import DATABASE, SCHEDULER, SETTINGS
@@ -37,6 +43,7 @@ async def create_table(request: web.Request) -> web.Response:
 @routes.get("/api/v1/tables")
 async def list_tables(request: web.Request) -> web.Response:
     company = await company_id(request)
+    reject_unknown_query(request, PAGE_PARAMETERS)
     page = page_of(request)
     rows, total = await request.app[DATABASE].read(
         table_queries.list_tables, company, page.offset, page.limit
