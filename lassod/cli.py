@@ -120,13 +120,20 @@ def _add_delivery_commands(commands: argparse._SubParsersAction) -> None:
     )
 
 
+# SQLite integers are signed 64-bit, so a larger LIMIT makes sqlite3 raise
+# OverflowError.
+_MAX_SQLITE_INTEGER = 2**63 - 1
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
         value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    if not 1 <= value <= _MAX_SQLITE_INTEGER:
+        raise argparse.ArgumentTypeError(
+            f"expected an integer from 1 to {_MAX_SQLITE_INTEGER}, got {text!r}"
+        )
     return value
 
 

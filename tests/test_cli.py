@@ -110,6 +110,33 @@ def test_keys_create_accepts_inner_spaces(tmp_path):
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.parametrize("limit", ["0", "-1", "ten", "9223372036854775808"])
+def test_list_rejects_limit_out_of_range(tmp_path, limit):
+    created = run_lassod("keys", "create", "--company", "acme", cwd=tmp_path)
+    assert created.returncode == 0, created.stderr
+
+    result = run_lassod("deliveries", "list", "--limit", limit, cwd=tmp_path)
+
+    assert result.returncode == 2
+    assert result.stderr.endswith(
+        "lassod deliveries list: error: argument --limit: expected an integer"
+        f" from 1 to 9223372036854775807, got {limit!r}\n"
+    )
+    assert result.stdout == ""
+
+
+def test_list_accepts_largest_limit(tmp_path):
+    created = run_lassod("keys", "create", "--company", "acme", cwd=tmp_path)
+    assert created.returncode == 0, created.stderr
+
+    result = run_lassod(
+        "deliveries", "list", "--limit", "9223372036854775807", cwd=tmp_path
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+
+
 @pytest.mark.parametrize(
     "args",
     [
