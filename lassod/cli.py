@@ -212,6 +212,13 @@ def _run_event_loop(coroutine: Coroutine[Any, Any, Result]) -> Result:
 # Unicode categories rejected in company names: control characters and the
 # line and paragraph separators.
 _REJECTED_CATEGORIES = ("Cc", "Zl", "Zp")
+# Bidirectional formatting characters: the embeddings and overrides
+# U+202A-U+202E, the isolates U+2066-U+2069 and the marks U+200E, U+200F and
+# U+061C. They reorder how the text around them is displayed, so a name
+# containing one can read as another company's name in `keys list`.
+_BIDI_CONTROLS = frozenset(
+    "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c"
+)
 
 
 def _company_name_problem(name: str) -> str | None:
@@ -233,6 +240,13 @@ def _company_name_problem(name: str) -> str | None:
             f"invalid company name {name!r}: remove tabs, newlines and other "
             "control characters"
         )
+    for char in name:
+        if char in _BIDI_CONTROLS:
+            return (
+                f"invalid company name {name!r}: remove the bidirectional"
+                f" formatting character U+{ord(char):04X}, which changes how the"
+                " name displays"
+            )
     return None
 
 
