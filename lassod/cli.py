@@ -334,9 +334,10 @@ async def _redeliver(database: Database, delivery_id: str) -> int:
         print(f"lassod: no delivery with id {delivery_id!r}", file=sys.stderr)
         return 1
     if requeue.result != "queued":
-        reason = "its subscription is deactivated"
-        if requeue.result == "no_endpoint":
-            reason = "its endpoint was removed"
+        reason = {
+            "no_webhook": "its table has no webhook_url any more",
+            "deleted": "its subscription was deleted",
+        }.get(requeue.result, "its subscription is deactivated")
         print(f"lassod: cannot redeliver {delivery_id!r}: {reason}", file=sys.stderr)
         return 1
     print(requeue.queued[0].delivery_id)
