@@ -47,10 +47,23 @@ def make_handler(secret: str | None) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+def port_number(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 65535:
+        message = f"expected a port from 1 to 65535, got {text!r}"
+        raise argparse.ArgumentTypeError(message)
+    return value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Print and verify lassod webhooks.")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=9000, help="port to listen on")
+    parser.add_argument(
+        "--port", type=port_number, default=9000, help="port to listen on"
+    )
     parser.add_argument("--secret", help="the webhook secret; omit to accept unsigned deliveries")
     args = parser.parse_args()
     server = ThreadingHTTPServer((args.host, args.port), make_handler(args.secret))

@@ -120,13 +120,20 @@ def _add_delivery_commands(commands: argparse._SubParsersAction) -> None:
     )
 
 
+# SQLite integers are signed 64-bit, so a larger LIMIT makes sqlite3 raise
+# OverflowError.
+_MAX_SQLITE_INTEGER = 2**63 - 1
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
         value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    if not 1 <= value <= _MAX_SQLITE_INTEGER:
+        raise argparse.ArgumentTypeError(
+            f"expected an integer from 1 to {_MAX_SQLITE_INTEGER}, got {text!r}"
+        )
     return value
 
 
@@ -205,6 +212,13 @@ def _run_event_loop(coroutine: Coroutine[Any, Any, Result]) -> Result:
 # Unicode categories rejected in company names: control characters and the
 # line and paragraph separators.
 _REJECTED_CATEGORIES = ("Cc", "Zl", "Zp")
+# Bidirectional formatting characters: the embeddings and overrides
+# U+202A-U+202E, the isolates U+2066-U+2069 and the marks U+200E, U+200F and
+# U+061C. They reorder how the text around them is displayed, so a name
+# containing one can read as another company's name in `keys list`.
+_BIDI_CONTROLS = frozenset(
+    "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c"
+)
 
 
 def _company_name_problem(name: str) -> str | None:
@@ -226,6 +240,13 @@ def _company_name_problem(name: str) -> str | None:
             f"invalid company name {name!r}: remove tabs, newlines and other "
             "control characters"
         )
+    for char in name:
+        if char in _BIDI_CONTROLS:
+            return (
+                f"invalid company name {name!r}: remove the bidirectional"
+                f" formatting character U+{ord(char):04X}, which changes how the"
+                " name displays"
+            )
     return None
 
 
@@ -313,9 +334,10 @@ async def _redeliver(database: Database, delivery_id: str) -> int:
         print(f"lassod: no delivery with id {delivery_id!r}", file=sys.stderr)
         return 1
     if requeue.result != "queued":
-        reason = "its subscription is deactivated"
-        if requeue.result == "no_endpoint":
-            reason = "its endpoint was removed"
+        reason = {
+            "no_webhook": "its table has no webhook_url any more",
+            "deleted": "its subscription was deleted",
+        }.get(requeue.result, "its subscription is deactivated")
         print(f"lassod: cannot redeliver {delivery_id!r}: {reason}", file=sys.stderr)
         return 1
     print(requeue.queued[0].delivery_id)

@@ -329,6 +329,28 @@ async def test_key_brute_force_hits_rate_limit(start_lassod, tmp_path):
     assert valid_status == 429
 
 
+async def test_failed_auth_ignores_forwarded_headers(start_lassod, tmp_path):
+    server = {"failed_auth_per_s": 0.1, "failed_auth_burst": 2}
+    lassod = await start_lassod(make_settings(tmp_path, server=server))
+    valid = await lassod.new_key()
+    for index in range(2):
+        guess = f"lasso_{index:064d}"
+        headers = {"X-Forwarded-For": f"203.0.113.{index}"}
+        status, _, _ = await raw_request(
+            lassod, "GET", "/api/v1/tables", guess, headers=headers
+        )
+        assert status == 401
+
+    # A proxy's header naming another client does not give it a fresh budget.
+    forwarded = {"X-Forwarded-For": "198.51.100.7", "Forwarded": "for=198.51.100.7"}
+    status, _, body = await raw_request(
+        lassod, "GET", "/api/v1/tables", valid, headers=forwarded
+    )
+
+    assert status == 429
+    assert body["error_type"] == "rate_limited"
+
+
 def test_token_bucket_refills_up_to_burst():
     now = [0.0]
     buckets = TokenBuckets(rate_per_s=2.0, burst=2, clock=lambda: now[0])

@@ -111,6 +111,61 @@ def test_keys_create_accepts_inner_spaces(tmp_path):
 
 
 @pytest.mark.parametrize(
+    "char",
+    [chr(code) for code in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))]
+    + ["\u200e", "\u200f", "\u061c"],
+)
+def test_keys_create_rejects_bidi_control(tmp_path, char):
+    name = f"evil{char}emca"
+
+    result = run_lassod("keys", "create", "--company", name, cwd=tmp_path)
+
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"lassod: invalid company name {name!r}: remove the bidirectional"
+        f" formatting character U+{ord(char):04X}, which changes how the name"
+        " displays\n"
+    )
+    assert result.stdout == ""
+    assert not (tmp_path / "lassod.db").exists()
+
+
+def test_keys_create_accepts_hebrew_name(tmp_path):
+    name = "\u05e9\u05dc\u05d5\u05dd"
+
+    result = run_lassod("keys", "create", "--company", name, cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("limit", ["0", "-1", "ten", "9223372036854775808"])
+def test_list_rejects_limit_out_of_range(tmp_path, limit):
+    created = run_lassod("keys", "create", "--company", "acme", cwd=tmp_path)
+    assert created.returncode == 0, created.stderr
+
+    result = run_lassod("deliveries", "list", "--limit", limit, cwd=tmp_path)
+
+    assert result.returncode == 2
+    assert result.stderr.endswith(
+        "lassod deliveries list: error: argument --limit: expected an integer"
+        f" from 1 to 9223372036854775807, got {limit!r}\n"
+    )
+    assert result.stdout == ""
+
+
+def test_list_accepts_largest_limit(tmp_path):
+    created = run_lassod("keys", "create", "--company", "acme", cwd=tmp_path)
+    assert created.returncode == 0, created.stderr
+
+    result = run_lassod(
+        "deliveries", "list", "--limit", "9223372036854775807", cwd=tmp_path
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
     "args",
     [
         ["keys", "list"],

@@ -12,6 +12,7 @@ from pathlib import Path
 from lassod.clock import now_ms
 from lassod.store.deliveries import insert_delivery
 from lassod.web.keycache import KEY_CACHE_TTL_S
+from tests.catalog_support import create_attribute, subscribe
 from tests.conftest import eventually
 from tests.delivery_helpers import company_of, complete, create_table, wait_for_status
 
@@ -134,6 +135,57 @@ async def test_deliveries_list_show_redeliver(lassod, tmp_path, make_receiver):
     assert second.headers["X-Lasso-Event-Id"] == first.headers["X-Lasso-Event-Id"]
     detail = await wait_for_status(lassod, key, new_id, "succeeded")
     assert detail["redelivery_of"] == delivery_id
+
+
+async def test_redeliver_to_removed_webhook(lassod, tmp_path, make_receiver):
+    receiver = await make_receiver()
+    key = await lassod.new_key("acme")
+    table = await create_table(lassod, key, webhook_url=receiver.url)
+    await complete(lassod, key, table["id"])
+    await receiver.wait_for(1)
+    _, listing = await lassod.request("GET", "/api/v1/deliveries", key)
+    delivery_id = listing["data"][0]["id"]
+    await wait_for_status(lassod, key, delivery_id, "succeeded")
+    status, _ = await lassod.request(
+        "PATCH", f"/api/v1/tables/{table['id']}", key, json={"webhook_url": None}
+    )
+    assert status == 200
+
+    code, output, message = await run_cli(
+        tmp_path, "deliveries", "redeliver", delivery_id
+    )
+
+    assert code == 1
+    assert output == ""
+    assert message == (
+        f"lassod: cannot redeliver {delivery_id!r}:"
+        " its table has no webhook_url any more\n"
+    )
+
+
+async def test_redeliver_to_deleted_subscription(lassod, tmp_path, make_receiver):
+    receiver = await make_receiver()
+    key = await lassod.new_key("acme")
+    subscription = await subscribe(lassod, key, receiver, ["attribute.created"])
+    await create_attribute(lassod, key, "colour")
+    await receiver.wait_for(1)
+    _, listing = await lassod.request("GET", "/api/v1/deliveries", key)
+    delivery_id = listing["data"][0]["id"]
+    await wait_for_status(lassod, key, delivery_id, "succeeded")
+    status, _ = await lassod.request(
+        "DELETE", f"/api/v1/catalog/webhooks/{subscription['id']}", key
+    )
+    assert status == 204
+
+    code, output, message = await run_cli(
+        tmp_path, "deliveries", "redeliver", delivery_id
+    )
+
+    assert code == 1
+    assert output == ""
+    assert message == (
+        f"lassod: cannot redeliver {delivery_id!r}: its subscription was deleted\n"
+    )
 
 
 async def test_deliveries_unknown_id(tmp_path):

@@ -320,4 +320,7 @@ async def test_table_redeliver_checks_body(lassod, make_receiver):
         json={"since": "2026-01-01T00:00:00Z"},
     )
     assert status == 409
-    assert "webhook_url" in error["message"]
+    assert error["message"] == (
+        f"table {without_hook['id']!r} has no webhook_url;"
+        " set the table's webhook_url first"
+    )

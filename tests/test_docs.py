@@ -32,3 +32,18 @@ def test_example_config_lists_every_key():
         section, key = name.split(".")
         assert section in sections, name
         assert re.search(rf"^(# )?{key} = ", text, re.MULTILINE), name
+
+
+def test_docs_name_only_existing_settings():
+    sections = {name.split(".")[0] for name in CHECKS}
+    for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for section, key in re.findall(r"`(\w+)\.(\w+|\*)`", path.read_text()):
+            if section in sections and key != "*":
+                assert f"{section}.{key}" in CHECKS, (path.name, section, key)
+
+
+def test_readme_explains_failed_auth_behind_proxy():
+    readme = " ".join((ROOT / "README.md").read_text().split())
+
+    assert "behind a reverse proxy all clients share the proxy's address" in readme
+    assert "raise `server.failed_auth_burst` and `server.failed_auth_per_s`" in readme

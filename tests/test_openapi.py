@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -68,6 +69,40 @@ async def test_lists_take_only_documented_parameters(lassod):
         assert error["field"] == "colour", path
         allowed = error["message"].rpartition("allowed are ")[2].split(", ")
         assert sorted(allowed) == sorted(documented), path
+
+
+# Host names of exactly 253 characters, the API's limit, and of one more.
+MAX_LENGTH_HOST = ".".join(["a" * 63] * 3 + ["b" * 61])
+OVERLONG_HOST = MAX_LENGTH_HOST + "b"
+
+
+@pytest.mark.parametrize(
+    ("url", "accepted"),
+    [
+        ("https://example.com/hook", True),
+        ("https://a.b.example.com/", True),
+        ("https://a.b.c.d.e.f.example.com:8443/hook?x=1#y", True),
+        (f"http://{MAX_LENGTH_HOST}/", True),
+        (f"http://{OVERLONG_HOST}/", False),
+        ("https://a..example.com/", False),
+        ("https://-a.example.com/", False),
+        ("ftp://example.com/", False),
+    ],
+)
+async def test_url_pattern_matches_api(lassod, url, accepted):
+    schemas = openapi.build()["components"]["schemas"]
+    pattern = schemas["NewSubscription"]["properties"]["url"]["pattern"]
+    key = await lassod.new_key()
+
+    status, body = await lassod.request(
+        "POST",
+        "/api/v1/catalog/webhooks",
+        key,
+        json={"url": url, "events": ["attribute.created"]},
+    )
+
+    assert bool(re.search(pattern, url)) is accepted
+    assert status == (201 if accepted else 422), body
 
 
 class NoNetworkSender:

@@ -123,3 +123,28 @@ async def test_reactivation_clears_disabled_reason(lassod, make_receiver):
     assert status == 200
     assert enabled["active"] is True
     assert enabled["disabled_reason"] is None
+
+
+async def test_redeliver_to_deleted_subscription(lassod, make_receiver):
+    receiver = await make_receiver()
+    key = await lassod.new_key()
+    subscription = await subscribe(lassod, key, receiver, ["attribute.created"])
+    await create_attribute(lassod, key, "colour")
+    await receiver.wait_for(1)
+    _, listing = await lassod.request("GET", "/api/v1/deliveries", key)
+    delivery_id = listing["data"][0]["id"]
+    await wait_for_status(lassod, key, delivery_id, "succeeded")
+    deleted, _ = await lassod.request(
+        "DELETE", f"/api/v1/catalog/webhooks/{subscription['id']}", key
+    )
+    assert deleted == 204
+
+    status, error = await lassod.request(
+        "POST", f"/api/v1/deliveries/{delivery_id}/redeliver", key
+    )
+
+    assert status == 409
+    assert error["message"] == (
+        f"delivery {delivery_id!r} cannot be redelivered because its subscription"
+        " was deleted; a new subscription receives only events created after it"
+    )

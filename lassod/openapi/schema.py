@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from lassod.validation import MAX_HOST_LENGTH
+
 Schema = dict[str, Any]
 
 _ERROR_STATUSES = {
@@ -45,12 +47,16 @@ _PORT = (
 )
 _LABEL = "[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 # The webhook_url form that the API always accepts: http or https, an ASCII
-# host name, an optional port from 1 to 65535, and printable ASCII after it.
-# The API also accepts IP literals that are not blocked, bracketed IPv6 hosts
-# and international names, which this pattern leaves out.
+# host name of any number of labels, an optional port from 1 to 65535, and
+# printable ASCII after it. The API also accepts IP literals that are not
+# blocked, bracketed IPv6 hosts and international names, which this pattern
+# leaves out. The lookahead caps the host name at the API's 253 characters.
 URL = string(
     2048,
-    pattern=f"^https?://{_LABEL}(?:\\.{_LABEL}){{0,2}}(:{_PORT})?([/?#][!-~]*)?$",
+    pattern=(
+        f"^https?://(?![A-Za-z0-9.-]{{{MAX_HOST_LENGTH + 1}}})"
+        f"{_LABEL}(?:\\.{_LABEL})*(:{_PORT})?([/?#][!-~]*)?$"
+    ),
 )
 HEADER_NAME = string(256, minLength=1, pattern="^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 HEADER_VALUE = string(4096, minLength=1, pattern="^[\\t -~]*$")

@@ -473,8 +473,9 @@ def emit_event(
 class Requeue:
     """The result of a redeliver or recover.
 
-    result is queued, not_found (no such delivery), no_endpoint (its target
-    was removed) or inactive (its subscription is deactivated).
+    result is queued, not_found (no such delivery), no_webhook (its table has
+    no webhook_url), deleted (its subscription was deleted) or inactive (its
+    subscription is deactivated).
     """
 
     result: str
@@ -543,13 +544,21 @@ def recover_abandoned(
 
 
 def endpoint_state(connection: sqlite3.Connection, endpoint_id: str) -> str:
-    """Return active, inactive or no_endpoint."""
+    """Return active, inactive, no_webhook or deleted.
+
+    A table's endpoint has the table's id, and tables are never deleted, so
+    a missing endpoint is a table without a webhook_url or a deleted
+    subscription.
+    """
     row = connection.execute(
         "SELECT active FROM endpoints WHERE id = ?", (endpoint_id,)
     ).fetchone()
-    if row is None:
-        return "no_endpoint"
-    return "active" if row[0] else "inactive"
+    if row is not None:
+        return "active" if row[0] else "inactive"
+    table = connection.execute(
+        "SELECT 1 FROM tables WHERE id = ?", (endpoint_id,)
+    ).fetchone()
+    return "no_webhook" if table is not None else "deleted"
 
 
 def count_pending(connection: sqlite3.Connection) -> int:

@@ -82,15 +82,25 @@ def _redeliver_and_read(
 def check_requeued(requeue: Requeue, target: str, kind: str) -> None:
     """Raise 409 when a redeliver or recover found no active endpoint.
 
-    kind is the endpoint's kind when known ("table" or "subscription"). It
-    selects the fix that the error message suggests.
+    kind is the target's kind: "table", "subscription", or "" for a delivery.
+    It selects the wording of the error message.
     """
-    if requeue.result == "no_endpoint":
-        fix = {
-            "table": "set the table's webhook_url first",
-            "subscription": "the subscription was deleted; create a new one",
-        }.get(kind, "set a table's webhook_url or create a subscription first")
-        raise ApiError(409, f"{target} has no webhook endpoint any more; {fix}")
+    if requeue.result == "no_webhook":
+        if kind == "table":
+            problem = f"{target} has no webhook_url"
+        else:
+            problem = f"{target} goes to a table whose webhook_url was removed"
+        raise ApiError(409, f"{problem}; set the table's webhook_url first")
+    if requeue.result == "deleted":
+        if kind == "subscription":
+            problem = f"{target} was deleted, so its deliveries cannot be recovered"
+        else:
+            problem = (
+                f"{target} cannot be redelivered because its subscription was deleted"
+            )
+        raise ApiError(
+            409, f"{problem}; a new subscription receives only events created after it"
+        )
     if requeue.result == "inactive":
         if kind == "subscription":
             problem = f"{target} is deactivated"
