@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import signal
+import sqlite3
 from pathlib import Path
 
 from aiohttp import web
@@ -19,6 +20,7 @@ from lassod.retention import Pruner
 from lassod.runtime import READY, STOPPED, STOPPING, Runtime
 from lassod.scheduler import Scheduler
 from lassod.store import Database, StoreError
+from lassod.store.database import is_unavailable
 from lassod.systemd import Notifier
 from lassod.web import create_app
 
@@ -221,6 +223,17 @@ async def _start(daemon: Daemon) -> bool:
         await daemon.start()
     except (StoreError, OSError) as error:
         logger.error("lassod_start_failed", error=str(error))
+        return False
+    except sqlite3.Error as error:
+        # Such as settling interrupted attempts while another process holds
+        # the write lock for longer than the busy timeout.
+        message = f"database {daemon.settings.database.path!r} failed: {error}"
+        if is_unavailable(error):
+            message += (
+                "; if another process holds a write lock on it, start lassod"
+                " again once that process has finished"
+            )
+        logger.error("lassod_start_failed", error=message)
         return False
     return True
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -186,3 +187,52 @@ async def test_kill_during_attempt_counts_it_failed(lassod_process, make_receive
     interrupted = 'lassod_attempts_total{outcome="interrupted",status_class="none"} 1.0'
     assert interrupted in metrics
     assert process.terminate() == 0
+
+
+async def test_restart_under_lock_fails_cleanly(lassod_process, make_receiver):
+    release = asyncio.Event()
+
+    async def hang(request: web.Request, number: int) -> web.Response:
+        await release.wait()
+        return web.Response(status=200)
+
+    receiver = await make_receiver(hang)
+    process = lassod_process("[0.5, 0.5, 0.5]", timeout_s=30.0)
+    key = process.create_key()
+    await process.start()
+    await complete_table(process, key, receiver.url)
+    await receiver.wait_for(1)
+    process.kill()
+    release.set()
+
+    # Another process holds the write lock while lassod settles the attempt
+    # it interrupted, for longer than SQLite's busy timeout of 5 s.
+    holder = sqlite3.connect(process.database, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        log = open(process.folder / "restart.log", "wb")
+        restart = subprocess.Popen(
+            [sys.executable, "-m", "lassod", "serve"],
+            env=process.environment,
+            cwd=process.folder,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        returncode = await asyncio.to_thread(restart.wait, 30)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+    output = (process.folder / "restart.log").read_text()
+    assert returncode == 1
+    assert "Traceback" not in output
+    failures = [
+        json.loads(line)
+        for line in output.splitlines()
+        if '"lassod_start_failed"' in line
+    ]
+    assert len(failures) == 1
+    assert "database is locked" in failures[0]["error"]
+    assert "start lassod again" in failures[0]["error"]
+    assert process.attempts() == [(1, None, None)]
