@@ -189,12 +189,16 @@ class Metrics:
         )
 
     def watch_scheduler(
-        self, queued: Callable[[], int], in_flight: Callable[[], int]
+        self,
+        queued: Callable[[], int],
+        in_flight: Callable[[], int],
+        parked: Callable[[], int],
     ) -> None:
         """Read queue sizes from the scheduler at scrape time."""
         self.in_flight.set_function(in_flight)
         self.queue_depth.labels("queued").set_function(queued)
         self.queue_depth.labels("in_flight").set_function(in_flight)
+        self.queue_depth.labels("parked").set_function(parked)
 
     def set_pending(self, count: int) -> None:
         self.queue_depth.labels("pending").set(count)

@@ -86,7 +86,11 @@ class Scheduler:
         self.on_tick: Callable[[], None] | None = None
         self.max_idle_s = 1.0
         self._metrics = Metrics() if metrics is None else metrics
-        self._metrics.watch_scheduler(lambda: len(self._heap), lambda: len(self._in_flight))
+        self._metrics.watch_scheduler(
+            lambda: len(self._heap),
+            lambda: len(self._in_flight),
+            lambda: self._admission.parked,
+        )
 
     @property
     def in_flight(self) -> int:

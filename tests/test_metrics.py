@@ -222,3 +222,37 @@ def test_loop_metrics_render_like_prometheus_client():
     assert rendered == without_created(generate_latest(theirs))
     assert 'h_seconds_bucket{le="0.005"} 3.0' in rendered
     assert 'c_total{code="2xx",kind="a"} 2.0' in rendered
+
+
+async def test_queue_depth_counts_parked(start_lassod, tmp_path, make_receiver):
+    lassod = await start_lassod(
+        make_settings(tmp_path, delivery={"max_concurrency_per_host": 1, "timeout_s": 30.0})
+    )
+    release = asyncio.Event()
+
+    async def hang(request: web.Request, number: int) -> web.Response:
+        await release.wait()
+        return web.Response(status=200)
+
+    receiver = await make_receiver(hang)
+    key = await lassod.new_key()
+    for _ in range(3):
+        await complete_table(lassod, key, receiver.url)
+    await receiver.wait_for(1)
+
+    async def two_parked() -> bool:
+        text = await scrape(lassod)
+        return sample(text, "lassod_queue_depth", state="parked") == 2
+
+    await eventually(two_parked)
+    text = await scrape(lassod)
+    assert sample(text, "lassod_queue_depth", state="in_flight") == 1
+    assert sample(text, "lassod_queue_depth", state="queued") == 0
+    release.set()
+    await receiver.wait_for(3)
+
+    async def none_parked() -> bool:
+        text = await scrape(lassod)
+        return sample(text, "lassod_queue_depth", state="parked") == 0
+
+    await eventually(none_parked)
