@@ -387,13 +387,17 @@ RELOADABLE = frozenset(
 )
 
 
-def merge_reloadable(current: Settings, loaded: Settings) -> tuple[Settings, list[str]]:
+def merge_reloadable(
+    current: Settings, loaded: Settings
+) -> tuple[Settings, list[str], list[str]]:
     """Take the reloadable settings from `loaded`, keep the rest of `current`.
 
-    Returns the merged settings and the names of changed settings that need a
-    restart, so the caller can report them.
+    Returns the merged settings, the names of the settings it changed, and
+    the names of changed settings that need a restart, so the caller can
+    report both.
     """
     merged = current
+    applied = []
     needs_restart = []
     for section in SECTIONS:
         old_section = getattr(current, section)
@@ -406,10 +410,11 @@ def merge_reloadable(current: Settings, loaded: Settings) -> tuple[Settings, lis
                 continue
             if name in RELOADABLE:
                 changes[item.name] = value
+                applied.append(name)
             else:
                 needs_restart.append(name)
         if changes:
             merged = dataclasses.replace(
                 merged, **{section: dataclasses.replace(old_section, **changes)}
             )
-    return merged, needs_restart
+    return merged, applied, needs_restart

@@ -127,11 +127,13 @@ class Daemon:
         if loaded is None:
             self.notifier.reloaded("reload failed; previous settings kept")
             return False
-        merged, needs_restart = merge_reloadable(self.settings, loaded)
+        merged, applied, needs_restart = merge_reloadable(self.settings, loaded)
         if needs_restart:
             logger.warning("settings_need_restart", settings=needs_restart)
         self._apply(merged)
-        logger.info("settings_reloaded", log_level=merged.log.level)
+        # Names only: a value such as metrics.token is a secret. A setting
+        # left out of the file goes back to its default and is listed too.
+        logger.info("settings_reloaded", changed=applied, log_level=merged.log.level)
         self.notifier.reloaded(f"delivering on port {self.port}")
         return True
 
@@ -225,8 +227,8 @@ async def _start(daemon: Daemon) -> bool:
         logger.error("lassod_start_failed", error=str(error))
         return False
     except sqlite3.Error as error:
-        # Such as settling interrupted attempts while another process holds
-        # the write lock for longer than the busy timeout.
+        # Settling interrupted attempts, for one, is a write that fails when
+        # another process holds the write lock past the busy timeout.
         message = f"database {daemon.settings.database.path!r} failed: {error}"
         if is_unavailable(error):
             message += (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from lassod import config
 from lassod.config import CHECKS, Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,3 +48,16 @@ def test_readme_explains_failed_auth_behind_proxy():
 
     assert "behind a reverse proxy all clients share the proxy's address" in readme
     assert "raise `server.failed_auth_burst` and `server.failed_auth_per_s`" in readme
+
+
+def test_service_docs_list_every_reloadable_setting():
+    text = " ".join((ROOT / "docs" / "service.md").read_text().split())
+    start = text.index("SIGHUP (`systemctl reload lassod`) applies")
+    paragraph = text[start : text.index("Attempts in flight", start)]
+
+    for name in sorted(config.RELOADABLE):
+        section = name.split(".")[0]
+        if section in ("retention", "metrics"):
+            assert f"every `{section}.*` setting" in paragraph
+        else:
+            assert f"`{name}`" in paragraph, name

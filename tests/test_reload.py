@@ -31,7 +31,7 @@ def test_merge_takes_reloadable_and_reports_the_rest():
         },
     )
 
-    merged, needs_restart = merge_reloadable(current, loaded)
+    merged, applied, needs_restart = merge_reloadable(current, loaded)
 
     assert merged.log.level == "debug"
     assert merged.delivery.max_concurrency == 7
@@ -39,6 +39,11 @@ def test_merge_takes_reloadable_and_reports_the_rest():
     assert merged.server.port == current.server.port
     assert merged.database.path == current.database.path
     assert sorted(needs_restart) == ["database.path", "server.port"]
+    assert sorted(applied) == [
+        "delivery.max_concurrency",
+        "log.level",
+        "retention.succeeded_max_age_s",
+    ]
 
 
 async def test_reload_raises_concurrency_without_dropping(
@@ -159,3 +164,4 @@ async def test_reload_applies_retention_and_metrics_access(lassod, tmp_path):
         "GET", "/metrics", headers={"Authorization": "Bearer new-token"}
     )
     assert status == 200
+

@@ -185,10 +185,20 @@ async def test_sighup_reloads_and_survives_invalid_file(tmp_path, start_process)
     config.write_text("[delivery]\nmax_concurrency = 10\n")
     lassod = await start_process(config)
 
-    config.write_text('[delivery]\nmax_concurrency = 20\n[log]\nlevel = "debug"\n')
+    config.write_text(
+        '[delivery]\nmax_concurrency = 20\n[log]\nlevel = "debug"\n'
+        '[metrics]\ntoken = "s3cret-token"\n'
+    )
     lassod.process.send_signal(signal.SIGHUP)
     reloaded = await lassod.wait_for_event("settings_reloaded")
     assert reloaded["log_level"] == "debug"
+    # Names only, never values: metrics.token is a secret.
+    assert sorted(reloaded["changed"]) == [
+        "delivery.max_concurrency",
+        "log.level",
+        "metrics.token",
+    ]
+    assert not [line for line in lassod.lines if "s3cret-token" in repr(line)]
 
     config.write_text("[delivery]\nmax_concurrency = 0\n")
     lassod.process.send_signal(signal.SIGHUP)
