@@ -312,3 +312,43 @@ async def test_check_writable_read_only_and_locked(tmp_path):
 
     assert locked_s < 1.0
     assert busy_timeout_ms == 5000
+
+
+def fill_page_budget(connection: sqlite3.Connection, name: str) -> None:
+    """Insert a row too large for the pages left, so SQLite reports the disk full."""
+    pages = connection.execute("PRAGMA page_count").fetchone()[0]
+    connection.execute(f"PRAGMA max_page_count = {pages}")
+    try:
+        ensure_company(connection, name + "x" * 100_000, 1)
+    finally:
+        connection.execute("PRAGMA max_page_count = 1000000")
+
+
+async def test_full_database_fails_whole_group(tmp_path):
+    database = await Database.open(str(tmp_path / "group.db"))
+    try:
+        results = await asyncio.gather(
+            database.transaction(insert_company, "first"),
+            database.transaction(fill_page_budget, "huge"),
+            database.transaction(insert_company, "second"),
+            return_exceptions=True,
+        )
+        names = await database.read(company_names)
+        after = await database.transaction(insert_company, "after")
+    finally:
+        await database.close()
+
+    # SQLite rolls back the whole transaction on SQLITE_FULL, so work that
+    # shared the group is not committed either, and its caller learns it.
+    # "first" may have committed alone, before the others were queued.
+    assert isinstance(results[1], sqlite3.OperationalError)
+    assert "full" in str(results[1])
+    committed = [
+        name
+        for name, result in zip(["first", "huge", "second"], results)
+        if isinstance(result, str)
+    ]
+    failed = [result for result in results if isinstance(result, BaseException)]
+    assert all(database_module.is_unavailable(result) for result in failed)
+    assert names == committed
+    assert isinstance(after, str)

@@ -120,3 +120,38 @@ async def test_readyz_fails_when_loop_wedged(lassod, monkeypatch):
         assert body["reason"].startswith("scheduler loop has not run for")
     finally:
         await release_wedged(scheduler)
+
+
+def limit_pages(connection, extra_pages: int) -> None:
+    """Cap the database file at its current size plus extra_pages pages."""
+    pages = connection.execute("PRAGMA page_count").fetchone()[0]
+    connection.execute(f"PRAGMA max_page_count = {pages + extra_pages}")
+
+
+async def test_readyz_fails_while_disk_full(lassod, monkeypatch):
+    database = lassod.daemon.database
+    key = await lassod.new_key()
+    # SQLite's page cap on lassod's own connection fails writes that need
+    # a new page with SQLITE_FULL, as a full disk does.
+    await database.read(limit_pages, 0)
+    body = {"name": "T", "schema_id": "s", "source_text": "x" * 3000}
+    statuses = []
+    for _ in range(100):
+        status, answer = await lassod.request("POST", "/api/v1/tables", key, json=body)
+        statuses.append(status)
+        if status == 503:
+            break
+    assert statuses[-1] == 503, statuses
+    assert answer["error_type"] == "unavailable"
+
+    status, ready = await lassod.request("GET", "/readyz")
+    assert status == 503
+    assert ready["reason"].startswith("database writes are failing (database or disk is full)")
+
+    # With room again, the next probe after READY_WRITE_RETRY_S commits
+    # a small write of its own and clears the failure.
+    await database.read(limit_pages, 100_000)
+    monkeypatch.setattr(health, "READY_WRITE_RETRY_S", 0.0)
+    status, ready = await lassod.request("GET", "/readyz")
+    assert status == 200, ready
+    assert database.write_error is None

@@ -94,6 +94,11 @@ class Database:
         self._lock = threading.Lock()
         self._queued: list[_Work] = []
         self._committing = False
+        # The error of the last group commit, if it failed because the
+        # database was locked, full or failing, and its time.monotonic().
+        # Both go back to None once a group commits.
+        self.write_error: str | None = None
+        self.write_error_at: float | None = None
 
     @classmethod
     async def open(cls, path: str) -> Database:
@@ -220,8 +225,16 @@ class Database:
             if not item.future.done():
                 item.future.set_exception(error)
 
-    def _finish_group(self, group: list[_Work], elapsed: float) -> None:
-        """Resolve a committed group's futures on the event loop."""
+    def _finish_group(
+        self, group: list[_Work], elapsed: float, failure: BaseException | None
+    ) -> None:
+        """Resolve a group's futures on the event loop, after its commit or failure."""
+        if failure is None:
+            self.write_error = None
+            self.write_error_at = None
+        elif is_unavailable(failure):
+            self.write_error = str(failure)
+            self.write_error_at = time.monotonic()
         if self.on_operation is not None:
             for name in {item.function.__name__ for item in group}:
                 self.on_operation(name, elapsed)
@@ -362,7 +375,7 @@ def _commit_turn(database: Database, loop: asyncio.AbstractEventLoop) -> None:
             for item in group:
                 item.error = error
         elapsed = time.perf_counter() - started
-        _call_on_loop(loop, database._finish_group, group, elapsed)
+        _call_on_loop(loop, database._finish_group, group, elapsed, failure)
         if failure is not None:
             if is_unavailable(failure):
                 _fail_queued(database, loop, failure)
@@ -414,6 +427,11 @@ def _in_group(connection: sqlite3.Connection, group: list[_Work]) -> None:
             try:
                 item.result = item.function(connection, *item.args)
             except Exception as error:
+                if not connection.in_transaction:
+                    # SQLite rolled back the whole transaction, as it may on
+                    # SQLITE_FULL or SQLITE_IOERR, so no work of the group
+                    # can commit. Each fails with this error.
+                    raise
                 item.error = error
                 connection.execute("ROLLBACK TO work")
             connection.execute("RELEASE work")
@@ -502,6 +520,12 @@ def _migrate(connection: sqlite3.Connection) -> None:
             + script.read_text()
             + f"\nPRAGMA user_version = {version};\nCOMMIT;"
         )
+
+
+def rewrite_user_version(connection: sqlite3.Connection) -> None:
+    """Write user_version with its own value, so that the commit writes a page."""
+    version = int(connection.execute("PRAGMA user_version").fetchone()[0])
+    connection.execute(f"PRAGMA user_version = {version}")
 
 
 def ping(connection: sqlite3.Connection) -> None:
