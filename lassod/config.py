@@ -59,6 +59,9 @@ class DeliverySettings:
     # None: a quarter of max_concurrency, so one hanging receiver can hold at
     # most a quarter of the attempt slots.
     max_concurrency_per_host: int | None = None
+    # None: half of max_concurrency, so one company's receivers that do not
+    # respond within a second can hold at most half of the attempt slots.
+    max_unproven_per_company: int | None = None
 
     @property
     def per_host_limit(self) -> int:
@@ -66,6 +69,13 @@ class DeliverySettings:
         if self.max_concurrency_per_host is not None:
             return min(self.max_concurrency_per_host, self.max_concurrency)
         return max(1, self.max_concurrency // 4)
+
+    @property
+    def unproven_limit(self) -> int:
+        """Return the cap on one company's concurrent attempts to unproven hosts."""
+        if self.max_unproven_per_company is not None:
+            return min(self.max_unproven_per_company, self.max_concurrency)
+        return max(1, self.max_concurrency // 2)
 
 
 @dataclass(frozen=True)
@@ -236,6 +246,7 @@ CHECKS: dict[str, Any] = {
     "delivery.disable_after_failing_s": _number_range(1, 365 * 24 * 3600),
     "delivery.secret_rotation_grace_s": _number_range(0, 30 * 24 * 3600),
     "delivery.max_concurrency_per_host": _int_range(1, 10000),
+    "delivery.max_unproven_per_company": _int_range(1, 10000),
     "security.allow_private_targets": _boolean,
     "security.allowed_cidrs": _cidr_list,
     "security.require_https": _boolean,
@@ -372,6 +383,7 @@ RELOADABLE = frozenset(
         "delivery.retry_delays_s",
         "delivery.max_concurrency",
         "delivery.max_concurrency_per_host",
+        "delivery.max_unproven_per_company",
         "delivery.retry_after_max_s",
         "delivery.retry_jitter",
         "delivery.disable_after_failing_s",

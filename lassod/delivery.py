@@ -37,6 +37,8 @@ class AttemptResult:
     error_kind: str | None = None
     response_excerpt: str | None = None
     retry_after: str | None = None
+    # The response came, but its body was still arriving at the deadline.
+    hit_deadline: bool = False
 
 
 def build_headers(job: AttemptJob, timestamp_s: int) -> dict[str, str]:
@@ -73,7 +75,7 @@ def build_headers(job: AttemptJob, timestamp_s: int) -> dict[str, str]:
 class _Deadline:
     """The deadline of one send, and the task to cancel if it still runs then."""
 
-    __slots__ = ("when", "task", "cancelling", "finished", "expired")
+    __slots__ = ("when", "task", "cancelling", "finished", "expired", "hit")
 
     def __init__(self, when: float, task: asyncio.Task[object]) -> None:
         self.when = when
@@ -82,6 +84,8 @@ class _Deadline:
         self.cancelling = task.cancelling()
         self.finished = False
         self.expired = False
+        # Whether timed_out() found that this deadline cut the send short.
+        self.hit = False
 
     def timed_out(self) -> bool:
         """Return whether a CancelledError in the send is this deadline's own.
@@ -93,7 +97,8 @@ class _Deadline:
         if not self.expired:
             return False
         self.expired = False
-        return self.task.uncancel() <= self.cancelling
+        self.hit = self.task.uncancel() <= self.cancelling
+        return self.hit
 
 
 class _Deadlines:
@@ -258,6 +263,7 @@ class Sender:
             duration_ms=_elapsed_ms(started),
             status_code=status,
             response_excerpt=excerpt,
+            hit_deadline=deadline.hit,
             retry_after=response.headers.get("Retry-After"),
         )
 

@@ -9,7 +9,7 @@ import time
 from typing import Callable, Iterable
 
 from lassod import outcomes
-from lassod.admission import HostAdmission, host_key
+from lassod.admission import SLOW_ATTEMPT_S, HostAdmission, host_key
 from lassod.clock import now_ms
 from lassod.config import DeliverySettings
 from lassod.delivery import AttemptResult, Sender
@@ -62,10 +62,12 @@ class Scheduler:
         self._heap: list[tuple[int, str]] = []
         # Every delivery the scheduler holds, with its endpoint URL if known.
         self._known: dict[str, str | None] = {}
+        # The company of each delivery in _known, where the scheduler read it.
+        self._companies: dict[str, str] = {}
         self._cursor: tuple[int, str] = (0, "")
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
-        self._admission = HostAdmission(settings.per_host_limit)
+        self._admission = HostAdmission(settings.per_host_limit, settings.unproven_limit)
         self._beginning: set[asyncio.Task[None]] = set()
         self._starting = 0
         # Set by stop once it no longer waits for attempt starts. A start
@@ -115,7 +117,7 @@ class Scheduler:
         for item in queued:
             if item.delivery_id in self._known or item.due_ms > window_end:
                 continue
-            self._push(item.due_ms, item.delivery_id, item.url)
+            self._push(item.due_ms, item.delivery_id, item.url, item.company_id)
             pushed = True
         if pushed:
             self._wake.set()
@@ -153,7 +155,8 @@ class Scheduler:
         lower max_concurrency only holds back new dispatches.
         """
         self._settings = settings
-        for item in self._admission.set_limit(settings.per_host_limit):
+        limits = (settings.per_host_limit, settings.unproven_limit)
+        for item in self._admission.set_limit(*limits):
             # Still in _known: parked deliveries never left the scheduler.
             heapq.heappush(self._heap, item)
         self._wake.set()
@@ -188,9 +191,18 @@ class Scheduler:
             heapq.heappush(self._heap, item)
         self._wake.set()
 
-    def _push(self, due_ms: int, delivery_id: str, url: str | None) -> None:
+    def _push(
+        self, due_ms: int, delivery_id: str, url: str | None, company_id: str | None
+    ) -> None:
         heapq.heappush(self._heap, (due_ms, delivery_id))
         self._known[delivery_id] = url
+        if company_id is not None:
+            self._companies[delivery_id] = company_id
+
+    def _forget(self, delivery_id: str) -> str | None:
+        """Drop a delivery from the caches; return its cached URL."""
+        self._companies.pop(delivery_id, None)
+        return self._known.pop(delivery_id, None)
 
     async def _recover_interrupted(self) -> None:
         unfinished = await self._database.read(queries.unfinished_attempts)
@@ -218,7 +230,7 @@ class Scheduler:
         )
         for row in rows:
             if row.delivery_id not in self._known:
-                self._push(row.due_ms, row.delivery_id, row.url)
+                self._push(row.due_ms, row.delivery_id, row.url, row.company_id)
         if len(rows) < REFILL_LIMIT:
             self._cursor = max(self._cursor, (until, _LAST_ID))
         else:
@@ -239,7 +251,7 @@ class Scheduler:
             )
             new = [row for row in rows if row.delivery_id not in self._known]
             for row in new:
-                self._push(row.due_ms, row.delivery_id, row.url)
+                self._push(row.due_ms, row.delivery_id, row.url, row.company_id)
             if new:
                 logger.info("external_deliveries_found", count=len(new))
             if len(rows) < REFILL_LIMIT:
@@ -307,8 +319,8 @@ class Scheduler:
     async def _commit_starts(self, due: list[tuple[int, str]]) -> None:
         delivery_ids: list[str] = []
         try:
-            hosts = await self._hosts([item[1] for item in due])
-            delivery_ids = self._admission.admit(due, hosts)
+            hosts, companies = await self._targets([item[1] for item in due])
+            delivery_ids = self._admission.admit(due, hosts, companies)
             jobs = await self._recorder.begin(delivery_ids) if delivery_ids else []
         except BaseException:
             for delivery_id in delivery_ids:
@@ -321,7 +333,7 @@ class Scheduler:
         started = {job.delivery_id for job in jobs}
         for delivery_id in delivery_ids:
             if delivery_id not in started:
-                self._known.pop(delivery_id, None)
+                self._forget(delivery_id)
                 self._release_host(delivery_id)
         if self._starts_closed:
             self._take_back(jobs)
@@ -367,7 +379,8 @@ class Scheduler:
             self._known[job.delivery_id] = job.url
             due_ms = next(item[0] for item in due if item[1] == job.delivery_id)
             hosts = {job.delivery_id: host}
-            if self._admission.admit([(due_ms, job.delivery_id)], hosts):
+            companies = {job.delivery_id: job.company_id}
+            if self._admission.admit([(due_ms, job.delivery_id)], hosts, companies):
                 sendable.append(job)
             else:
                 parked.append(job)
@@ -379,29 +392,39 @@ class Scheduler:
     def _take_back(self, jobs: list[AttemptJob]) -> None:
         """Undo the starts of attempts that stop will not send."""
         for job in jobs:
-            self._known.pop(job.delivery_id, None)
+            self._forget(job.delivery_id)
             self._release_host(job.delivery_id)
         if jobs:
             self._recorder.take_back(jobs)
             logger.info("attempt_starts_taken_back", count=len(jobs))
 
-    async def _hosts(self, delivery_ids: list[str]) -> dict[str, str]:
-        """Return the host key of each delivery, reading unknown URLs.
+    async def _targets(
+        self, delivery_ids: list[str]
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        """Return the host key and the company of each delivery, reading unknown ones.
 
         The URL read when the delivery was queued may be out of date, so
         _recount_changed_hosts checks each job's URL once its start commits.
         """
         urls = {item: self._known.get(item) for item in delivery_ids}
-        unknown = [item for item, url in urls.items() if url is None]
+        companies = {
+            item: self._companies[item] for item in delivery_ids if item in self._companies
+        }
+        unknown = [
+            item for item in delivery_ids if urls[item] is None or item not in companies
+        ]
         if unknown:
-            read = await self._database.read(queries.target_urls, unknown)
-            urls.update(read)
-            for delivery_id, url in read.items():
+            read = await self._database.read(queries.delivery_targets, unknown)
+            for delivery_id, (url, company_id) in read.items():
+                urls[delivery_id] = url
+                companies[delivery_id] = company_id
                 # Cached, so that a delivery parked under this URL's host can
                 # be found if its endpoint moves (endpoint_moved).
                 if delivery_id in self._known:
                     self._known[delivery_id] = url
-        return {item: host_key(url) for item, url in urls.items() if url is not None}
+                    self._companies[delivery_id] = company_id
+        hosts = {item: host_key(url) for item, url in urls.items() if url is not None}
+        return hosts, companies
 
     def _launch(self, job: AttemptJob) -> None:
         # The URL the attempt uses is current; a retry is admitted under it.
@@ -425,7 +448,7 @@ class Scheduler:
             logger.exception("delivery_attempt_crashed", delivery_id=job.delivery_id)
             result = AttemptResult(succeeded=False, duration_ms=0, error_kind="internal_error")
         finally:
-            self._release_host(job.delivery_id, _timed_out(result))
+            self._release_host(job.delivery_id, _timed_out(result), _fast(result))
         outcome = outcomes.decide(
             job, result, now_ms(), self._settings, random.random()
         )
@@ -439,8 +462,13 @@ class Scheduler:
         )
         _log_attempt(job, result, outcome)
 
-    def _release_host(self, delivery_id: str, timed_out: bool | None = None) -> None:
-        parked = self._admission.release(delivery_id, timed_out)
+    def _release_host(
+        self,
+        delivery_id: str,
+        timed_out: bool | None = None,
+        fast: bool | None = None,
+    ) -> None:
+        parked = self._admission.release(delivery_id, timed_out, fast)
         for item in parked:
             # Still in _known: it never left the scheduler's hands.
             heapq.heappush(self._heap, item)
@@ -459,10 +487,11 @@ class Scheduler:
             )
         retried = []
         for outcome in batch:
-            url = self._known.pop(outcome.delivery_id, None)
+            company_id = self._companies.get(outcome.delivery_id)
+            url = self._forget(outcome.delivery_id)
             if outcome.delivery_status == "pending" and outcome.next_due_ms is not None:
                 retried.append(
-                    QueuedDelivery(outcome.next_due_ms, outcome.delivery_id, url)
+                    QueuedDelivery(outcome.next_due_ms, outcome.delivery_id, url, company_id)
                 )
         self.notify(retried)
 
@@ -479,10 +508,22 @@ async def _finish_or_cancel(tasks: set[asyncio.Task[None]], timeout_s: float) ->
 
 
 def _timed_out(result: AttemptResult | None) -> bool | None:
-    """Return whether an attempt ran into its timeout; None if it was cut short."""
+    """Return whether an attempt ran into its timeout; None if it was cut short.
+
+    A response whose body was still arriving at the deadline counts as timed
+    out here, although the attempt succeeds with its status.
+    """
     if result is None or result.error_kind in ("interrupted", "internal_error"):
         return None
-    return result.error_kind == "timeout"
+    return result.error_kind == "timeout" or result.hit_deadline
+
+
+def _fast(result: AttemptResult | None) -> bool | None:
+    """Return whether an attempt ended within SLOW_ATTEMPT_S without timing out."""
+    timed_out = _timed_out(result)
+    if result is None or timed_out is None:
+        return None
+    return not timed_out and result.duration_ms < SLOW_ATTEMPT_S * 1000
 
 
 def _log_attempt(job: AttemptJob, result: AttemptResult, outcome: AttemptOutcome) -> None:

@@ -191,3 +191,61 @@ async def test_endpoint_move_unparks_only_its_deliveries(tmp_path):
         assert scheduler._known["d3"] == neighbour
     finally:
         await database.close()
+
+
+def test_company_limit_counts_unproven_hosts():
+    admission = HostAdmission(limit=10, company_limit=2)
+    due = [(1, "a1"), (2, "a2"), (3, "a3"), (4, "b1")]
+    hosts = {"a1": "h1", "a2": "h2", "a3": "h3", "b1": "h4"}
+    companies = {"a1": "A", "a2": "A", "a3": "A", "b1": "B"}
+
+    admitted = admission.admit(due, hosts, companies)
+
+    assert admitted == ["a1", "a2", "b1"]
+    assert admission.parked == 1
+    # A slow end frees the company's room but proves nothing.
+    assert admission.release("a1", timed_out=True, fast=False) == [(3, "a3")]
+    assert admission.admit([(3, "a3")], hosts, companies) == ["a3"]
+
+
+def test_proven_host_leaves_company_limit():
+    admission = HostAdmission(limit=10, company_limit=1)
+    hosts = {"a1": "fast", "a2": "fast", "a3": "fast", "slow": "slow"}
+    companies = {key: "A" for key in hosts}
+    assert admission.admit([(1, "a1"), (2, "a2"), (3, "slow")], hosts, companies) == [
+        "a1"
+    ]
+    assert admission.parked == 2
+
+    # a1 answered fast: its host is proven, and the parked deliveries of its
+    # company come back to be admitted anew.
+    released = admission.release("a1", timed_out=False, fast=True)
+    assert sorted(released) == [(2, "a2"), (3, "slow")]
+    assert admission.admit(released + [(4, "a3")], hosts, companies) == [
+        "a2",
+        "slow",
+        "a3",
+    ]
+    # Only "slow" counts against the company now, so more to "fast" may start.
+    assert admission.admit([(5, "x")], {"x": "slow"}, {"x": "A"}) == []
+    assert admission.admit([(6, "y")], {"y": "fast"}, {"y": "A"}) == ["y"]
+
+
+def test_slow_answer_unproves_host():
+    admission = HostAdmission(limit=10, company_limit=1)
+    hosts = {"d1": "h", "d2": "h", "d3": "h"}
+    companies = {key: "A" for key in hosts}
+    admission.admit([(1, "d1")], hosts, companies)
+    admission.release("d1", timed_out=False, fast=True)
+    assert admission.admit([(2, "d2"), (3, "d3")], hosts, companies) == ["d2", "d3"]
+
+    admission.release("d2", timed_out=True, fast=False)
+    assert admission.admit([(4, "d4")], {"d4": "h"}, {"d4": "A"}) == ["d4"]
+    assert admission.admit([(5, "d5")], {"d5": "h"}, {"d5": "A"}) == []
+
+
+def test_unproven_limit_setting():
+    assert DeliverySettings(max_concurrency=100).unproven_limit == 50
+    assert DeliverySettings(max_concurrency=1).unproven_limit == 1
+    settings = DeliverySettings(max_concurrency=10, max_unproven_per_company=30)
+    assert settings.unproven_limit == 10

@@ -249,6 +249,22 @@ async def test_send_with_stalled_body_keeps_status():
     assert result.succeeded
     assert result.status_code == 200
     assert result.response_excerpt == "thanks"
+    # The per-host limit treats it as a timeout, although it succeeded.
+    assert result.hit_deadline
+
+
+async def test_send_with_whole_body_not_at_deadline():
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nthanks"
+    server, port = await start_raw_server(head)
+    sender = local_sender(0.3)
+    try:
+        result = await send_to(sender, port)
+    finally:
+        await sender.close()
+        server.close()
+
+    assert result.succeeded
+    assert not result.hit_deadline
 
 
 async def test_send_stopped_midway_raises_cancelled():

@@ -82,7 +82,8 @@ async def test_reload_raises_concurrency_without_dropping(
 
     config = write_config(
         tmp_path / "lassod.toml",
-        "[delivery]\nmax_concurrency = 3\nmax_concurrency_per_host = 3\n",
+        "[delivery]\nmax_concurrency = 3\nmax_concurrency_per_host = 3\n"
+        "max_unproven_per_company = 3\n",
     )
     assert lassod.daemon.reload(config)
 

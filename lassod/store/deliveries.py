@@ -17,13 +17,15 @@ from lassod.store.endpoints import Deactivation
 class QueuedDelivery:
     """A pending delivery's place in the scheduler's queue.
 
-    url is its endpoint's URL when the query that found it read it, so the
-    scheduler can apply per-host limits without asking the database again.
+    url and company_id are its endpoint's URL and its company when the query
+    that found it read them, so the scheduler can apply its per-host and
+    per-company limits without asking the database again.
     """
 
     due_ms: int
     delivery_id: str
     url: str | None = None
+    company_id: str | None = None
 
 
 # AttemptJob, AttemptOutcome and AttemptResult are built once per attempt
@@ -125,7 +127,8 @@ def insert_delivery(
     row = connection.execute(
         "SELECT url FROM endpoints WHERE id = ?", (endpoint_id,)
     ).fetchone()
-    return QueuedDelivery(due_ms, delivery_id, None if row is None else row[0])
+    url = None if row is None else row[0]
+    return QueuedDelivery(due_ms, delivery_id, url, company_id)
 
 
 def pending_due_after(
@@ -140,8 +143,8 @@ def pending_due_after(
     """
     rows = _json_result(
         connection,
-        "SELECT json_group_array(json_array(next_due_ms, id, url)) FROM ("
-        " SELECT d.next_due_ms, d.id, p.url FROM deliveries d"
+        "SELECT json_group_array(json_array(next_due_ms, id, url, company_id)) FROM ("
+        " SELECT d.next_due_ms, d.id, p.url, d.company_id FROM deliveries d"
         " LEFT JOIN endpoints p ON p.id = d.endpoint_id"
         " WHERE d.status = 'pending' AND d.next_due_ms <= ?"
         " AND (d.next_due_ms > ? OR (d.next_due_ms = ? AND d.id > ?))"
@@ -150,7 +153,7 @@ def pending_due_after(
     )
     # SQLite does not guarantee an aggregate's order, and callers rely on it.
     rows.sort()
-    return [QueuedDelivery(row[0], row[1], row[2]) for row in rows]
+    return [QueuedDelivery(row[0], row[1], row[2], row[3]) for row in rows]
 
 
 def data_version(connection: sqlite3.Connection) -> int:
@@ -158,25 +161,25 @@ def data_version(connection: sqlite3.Connection) -> int:
     return connection.execute("PRAGMA data_version").fetchone()[0]
 
 
-def target_urls(
+def delivery_targets(
     connection: sqlite3.Connection, delivery_ids: list[str]
-) -> dict[str, str]:
-    """Return the endpoint URL of each pending delivery, keyed by delivery id."""
-    urls = {}
+) -> dict[str, tuple[str, str]]:
+    """Return (endpoint URL, company id) of each pending delivery, keyed by its id."""
+    targets = {}
     for start in range(0, len(delivery_ids), BEGIN_CHUNK):
         chunk = delivery_ids[start : start + BEGIN_CHUNK]
         marks = ", ".join("?" * len(chunk))
         rows = connection.execute(
-            "SELECT d.id, p.url FROM deliveries d"
+            "SELECT d.id, p.url, d.company_id FROM deliveries d"
             " JOIN endpoints p ON p.id = d.endpoint_id"
             f" WHERE d.id IN ({marks}) AND d.status = 'pending'",
             chunk,
         ).fetchall()
-        urls.update((row[0], row[1]) for row in rows)
-    return urls
+        targets.update((row[0], (row[1], row[2])) for row in rows)
+    return targets
 
 
-# Deliveries read per SELECT in target_urls, far below SQLite's limit of
+# Deliveries read per SELECT in delivery_targets, far below SQLite's limit of
 # 32,766 bound parameters (SQLite 3.32 and later).
 BEGIN_CHUNK = 500
 
