@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import tracemalloc
 import zlib
 import os
 import stat
@@ -14,6 +15,7 @@ import orjson
 import pytest
 
 from lassod import cli, logs
+from lassod.web import common
 from lassod.store import keys as key_queries
 from lassod.web.keycache import KEY_CACHE_TTL_S, KeyCache
 from lassod.web.ratelimit import TokenBuckets, client_key
@@ -547,3 +549,18 @@ async def test_malformed_request_lines_rate_limited(lassod, captured_logs, monke
     assert "similar_lines_skipped" not in lines[0]
     assert lines[1]["similar_lines_skipped"] == 29
     assert lines[0]["error"].startswith("BadStatusLine")
+
+
+def test_whole_number_check_memory_stays_small():
+    # A long key over many values once made the check build a 40 kB path
+    # string per value, gigabytes in all.
+    body = orjson.dumps({"k" * 40_000: [0] * 100_000, "d": "1234567890123456789"})
+
+    tracemalloc.start()
+    try:
+        common._reject_inexact_integers(body)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert peak < 50_000_000

@@ -100,20 +100,34 @@ def _reject_inexact_integers(raw: bytes) -> None:
         raise ValidationError(
             "body", f"contains a whole number with too many digits; {fix}"
         ) from None
-    stack: list[tuple[str, Any]] = [("", body)]
+    # Each entry is (value, its parent's entry, its key or index). Paths are
+    # spelled out only for the number reported, because building one per
+    # value costs memory in proportion to the key lengths times the values.
+    stack: list[tuple[Any, Any, str | int | None]] = [(body, None, None)]
     while stack:
-        path, item = stack.pop()
+        entry = stack.pop()
+        item = entry[0]
         if isinstance(item, dict):
             for name, child in reversed(item.items()):
-                stack.append((f"{path}.{name}" if path else name, child))
+                stack.append((child, entry, name))
         elif isinstance(item, list):
             for index in reversed(range(len(item))):
-                stack.append((f"{path}[{index}]", item[index]))
+                stack.append((item[index], entry, index))
         elif isinstance(item, int) and not MIN_INTEGER <= item <= MAX_INTEGER:
             text = str(item)
             if len(text) > 40:
                 text = f"{text[:20]}... ({len(text)} characters)"
-            raise ValidationError(path or "body", f"is {text}, out of range; {fix}")
+            raise ValidationError(_path_of(entry), f"is {text}, out of range; {fix}")
+
+
+def _path_of(entry: tuple[Any, Any, str | int | None]) -> str:
+    """Return a field path such as attributes.sizes[2] for a walked value."""
+    parts: list[str] = []
+    while entry[1] is not None:
+        key = entry[2]
+        parts.append(f"[{key}]" if isinstance(key, int) else f".{key}")
+        entry = entry[1]
+    return "".join(reversed(parts)).lstrip(".") or "body"
 
 
 def _decoded(request: web.Request, raw: bytes) -> bytes:
