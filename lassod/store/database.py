@@ -94,9 +94,10 @@ class Database:
         self._lock = threading.Lock()
         self._queued: list[_Work] = []
         self._committing = False
-        # The error of the last group commit, if it failed because the
+        # The error of the last group commit that failed because the
         # database was locked, full or failing, and its time.monotonic().
-        # Both go back to None once a group commits.
+        # A later commit does not clear them: on a full disk, a commit that
+        # changes no page (a retention pass that deletes nothing) succeeds.
         self.write_error: str | None = None
         self.write_error_at: float | None = None
 
@@ -229,10 +230,7 @@ class Database:
         self, group: list[_Work], elapsed: float, failure: BaseException | None
     ) -> None:
         """Resolve a group's futures on the event loop, after its commit or failure."""
-        if failure is None:
-            self.write_error = None
-            self.write_error_at = None
-        elif is_unavailable(failure):
+        if failure is not None and is_unavailable(failure):
             self.write_error = str(failure)
             self.write_error_at = time.monotonic()
         if self.on_operation is not None:
@@ -520,12 +518,6 @@ def _migrate(connection: sqlite3.Connection) -> None:
             + script.read_text()
             + f"\nPRAGMA user_version = {version};\nCOMMIT;"
         )
-
-
-def rewrite_user_version(connection: sqlite3.Connection) -> None:
-    """Write user_version with its own value, so that the commit writes a page."""
-    version = int(connection.execute("PRAGMA user_version").fetchone()[0])
-    connection.execute(f"PRAGMA user_version = {version}")
 
 
 def ping(connection: sqlite3.Connection) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import ipaddress
-import sqlite3
 import time
 
 from aiohttp import web
@@ -13,7 +12,7 @@ from aiohttp import web
 from lassod import metrics
 from lassod.config import MetricsSettings
 from lassod.runtime import READY, STARTING
-from lassod.store import Database, StoreError
+from lassod.store import StoreError
 from lassod.store import database as store
 from lassod.store import deliveries as delivery_queries
 from lassod.web.errors import ApiError, json_response
@@ -22,10 +21,10 @@ from lassod.web.state import DATABASE, RUNTIME, SCHEDULER
 # The scheduler loop passes at least once a second when healthy.
 READY_TICK_MAX_AGE_S = 10.0
 READY_DATABASE_TIMEOUT_S = 2.0
-# After a failed commit, /readyz reports not ready at least this long, then
-# tries a small commit of its own. While deliveries wait to be recorded, the
-# recorder tries again every second, and its failures extend the wait.
-READY_WRITE_RETRY_S = 30.0
+# After a failed commit, /readyz reports not ready for this long. While
+# deliveries wait to be recorded, the recorder tries again every second, so
+# a disk that stays full keeps lassod not ready.
+READY_WRITE_FAILURE_S = 30.0
 PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 routes = web.RouteTableDef()
@@ -75,40 +74,14 @@ async def _not_ready_reason(app: web.Application) -> str | None:
         )
     except StoreError as error:
         return str(error)
-    if database.write_error is not None:
-        return await _write_failure_reason(database)
+    failed_at = database.write_error_at
+    if failed_at is not None and time.monotonic() - failed_at < READY_WRITE_FAILURE_S:
+        return (
+            f"a database write failed {time.monotonic() - failed_at:.0f} s ago"
+            f" ({database.write_error}); deliveries and API changes wait until the"
+            " disk has room and the database is writable"
+        )
     return None
-
-
-async def _write_failure_reason(database: Database) -> str | None:
-    """Return why writes fail, after a small commit of its own if one is due.
-
-    A successful commit clears write_error, so readiness comes back by itself
-    once the disk has room again, even when nothing else is written. That
-    commit needs no new page, so it can pass on a disk that is still full.
-    The next failed write then makes lassod not ready again.
-    """
-    failed_at = database.write_error_at or 0.0
-    if time.monotonic() - failed_at < READY_WRITE_RETRY_S:
-        return _write_failure_text(database.write_error)
-    try:
-        async with asyncio.timeout(READY_DATABASE_TIMEOUT_S):
-            await database.transaction(store.rewrite_user_version)
-    except TimeoutError:
-        pass
-    except sqlite3.Error as error:
-        if not store.is_unavailable(error):
-            raise
-    if database.write_error is None:
-        return None
-    return _write_failure_text(database.write_error)
-
-
-def _write_failure_text(error: str | None) -> str:
-    return (
-        f"database writes are failing ({error}); deliveries and API changes"
-        " wait until the disk has room and the database is writable"
-    )
 
 
 def _check_metrics_access(request: web.Request, settings: MetricsSettings) -> None:
