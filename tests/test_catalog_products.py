@@ -317,3 +317,25 @@ async def test_changes_page_ends_at_byte_budget(lassod, monkeypatch):
         cursor = page["next_cursor"]
     assert sizes == [2, 2, 1]
     assert ids == [product["id"] for product in created]
+
+
+async def test_rename_cannot_outgrow_size_limit(lassod, monkeypatch):
+    key = await lassod.new_key()
+    await create_attribute(lassod, key, "a")
+    product = await create_product(lassod, key, attributes={"a": "x" * 40})
+    monkeypatch.setattr(products, "MAX_ATTRIBUTES_BYTES", 60)
+
+    status, error = await lassod.request(
+        "POST",
+        "/api/v1/attributes/a/rename",
+        key,
+        json={"new_key": "a_much_longer_key_than_before"},
+    )
+
+    assert status == 422
+    assert error["field"] == "new_key"
+    assert product["id"] in error["message"]
+    _, stored = await lassod.request("GET", f"/api/v1/catalog/{product['id']}", key)
+    assert stored == product
+    status, _ = await lassod.request("GET", "/api/v1/attributes/a", key)
+    assert status == 200

@@ -190,16 +190,18 @@ def move_attribute_values(
             for name, value in current.attributes.items()
             if name != key or new_key is not None
         }
-        # A rename changes the size by at most a key's length, so it skips the
-        # size limit. Otherwise a product at the limit would block the rename.
-        change = _write(
-            connection,
-            current,
-            current.schema_id,
-            current.status,
-            attributes,
-            limit_size=False,
-        )
+        # A longer key can push a product past the size limit. The error
+        # then rolls back the whole rename.
+        try:
+            change = _write(
+                connection, current, current.schema_id, current.status, attributes
+            )
+        except ValidationError as error:
+            raise ValidationError(
+                "new_key",
+                f"would make the attributes of product {current.id!r} too large"
+                f" ({error.message}); choose a shorter key",
+            ) from None
         queued += change.queued
     return queued
 
@@ -210,7 +212,6 @@ def _write(
     schema_id: str | None,
     status: str,
     attributes: dict[str, Any],
-    limit_size: bool = True,
 ) -> ProductChange:
     encoded = orjson.dumps(attributes)
     current_encoded = orjson.dumps(current.attributes)
@@ -222,8 +223,7 @@ def _write(
     )
     if unchanged:
         return ProductChange("unchanged", current, [])
-    if limit_size:
-        products.check_size(encoded, current_encoded)
+    products.check_size(encoded, current_encoded)
     updated_us = write_time_us(current.updated_us)
     connection.execute(
         "UPDATE products SET schema_id = ?, status = ?, attributes = ?, updated_us = ?"
