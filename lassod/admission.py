@@ -52,9 +52,11 @@ class HostAdmission:
     `company_limit`. A host is proven while its last finished attempt ended
     within SLOW_ATTEMPT_S without timing out. So one company cannot spread
     hanging receivers over many hosts and hold every slot, while a company
-    with fast receivers can still use every slot. NOTE: a host that turns
-    slow after proving itself keeps its already started attempts, up to
-    `limit` of them, until they end.
+    with fast receivers can still use every slot. NOTE: this is no fair
+    share between companies. One fast response proves a host again, and
+    up to `limit` attempts to it then start uncounted, so receivers that
+    respond fast after each timeout and hang in between can still hold
+    every slot.
     """
 
     def __init__(self, limit: int, company_limit: int | None = None) -> None:
