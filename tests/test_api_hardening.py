@@ -13,6 +13,7 @@ import time
 
 import orjson
 import pytest
+from multidict import CIMultiDict
 
 from lassod import cli, logs
 from lassod.web import common
@@ -30,7 +31,7 @@ def without_request_id(body):
 
 async def raw_request(lassod, method, path, key=None, **options):
     """Send a request; return (status, headers, parsed JSON body)."""
-    headers = dict(options.pop("headers", {}))
+    headers = CIMultiDict(options.pop("headers", {}))
     if key is not None:
         headers["Authorization"] = f"Bearer {key}"
     async with lassod.session.request(
@@ -195,7 +196,25 @@ async def test_compressed_body_accepted(lassod, encoding, compress):
     assert table["name"] == "packed"
 
 
-async def test_gzip_body_with_trailing_data_rejected(lassod):
+async def test_gzip_members_joined(lassod):
+    key = await lassod.new_key()
+    text = orjson.dumps({"name": "packed", "schema_id": "s", "source_text": "t"})
+
+    status, _, table = await raw_request(
+        lassod,
+        "POST",
+        "/api/v1/tables",
+        key,
+        data=gzip.compress(text[:10]) + gzip.compress(text[10:]),
+        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+    )
+
+    assert status == 201, table
+    assert table["name"] == "packed"
+
+
+@pytest.mark.parametrize("tail", [b"\x00\x00", b"junk"])
+async def test_gzip_body_with_trailing_data_rejected(lassod, tail):
     key = await lassod.new_key()
     text = orjson.dumps({"name": "packed", "schema_id": "s", "source_text": "t"})
 
@@ -204,12 +223,32 @@ async def test_gzip_body_with_trailing_data_rejected(lassod):
         "POST",
         "/api/v1/tables",
         key,
-        data=gzip.compress(text) + gzip.compress(b" "),
+        data=gzip.compress(text) + tail,
         headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
     )
 
     assert status == 400
     assert "not valid gzip data" in error["message"]
+
+
+async def test_encoding_header_lines_combined(lassod):
+    key = await lassod.new_key()
+    text = orjson.dumps({"name": "packed", "schema_id": "s", "source_text": "t"})
+    cases = [
+        ([("Content-Encoding", "gzip"), ("Content-Encoding", "br")], 415),
+        ([("Content-Encoding", "identity"), ("Content-Encoding", "gzip")], 201),
+        ([("Content-Encoding", "identity, gzip")], 201),
+    ]
+    for headers, expected in cases:
+        status, _, answer = await raw_request(
+            lassod,
+            "POST",
+            "/api/v1/tables",
+            key,
+            data=gzip.compress(text),
+            headers=CIMultiDict([("Content-Type", "application/json"), *headers]),
+        )
+        assert status == expected, (headers, answer)
 
 
 @pytest.mark.parametrize("encoding", ["br", "zstd", "gzip, deflate", "compress"])
@@ -228,7 +267,7 @@ async def test_unsupported_encoding_gets_415(lassod, captured_logs, encoding):
     assert status == 415
     assert headers["Content-Type"].startswith("application/json")
     assert error["error_type"] == "unsupported_media_type"
-    assert repr(encoding) in error["message"]
+    assert f"Content-Encoding {encoding} is not supported" in error["message"]
     assert "gzip or deflate" in error["message"]
     assert not [entry for entry in captured_logs if entry.get("log_level") == "error"]
 
@@ -564,3 +603,25 @@ def test_whole_number_check_memory_stays_small():
         tracemalloc.stop()
 
     assert peak < 50_000_000
+
+
+async def test_transfer_encoding_gzip_gets_415(lassod):
+    key = await lassod.new_key()
+    body = gzip.compress(b'{"name": "n", "schema_id": "s", "source_text": "t"}')
+    reader, writer = await asyncio.open_connection("127.0.0.1", lassod.daemon.port)
+    writer.write(
+        b"POST /api/v1/tables HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Authorization: Bearer " + key.encode() + b"\r\n"
+        b"Content-Type: application/json\r\nConnection: close\r\n"
+        b"Transfer-Encoding: gzip, chunked\r\n\r\n"
+        + f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n"
+    )
+    await writer.drain()
+    answer = await reader.read()
+    writer.close()
+    await writer.wait_closed()
+
+    head, _, text = answer.partition(b"\r\n\r\n")
+    assert head.split(b"\r\n", 1)[0] == b"HTTP/1.1 415 Unsupported Media Type"
+    error = orjson.loads(text)
+    assert "Transfer-Encoding gzip is not supported" in error["message"]

@@ -132,21 +132,53 @@ def _path_of(entry: tuple[Any, Any, str | int | None]) -> str:
 
 def _decoded(request: web.Request, raw: bytes) -> bytes:
     """Return the body decoded per its Content-Encoding header, or raise ApiError."""
-    encoding = request.headers.get("Content-Encoding", "").strip().lower()
-    if encoding in ("", "identity"):
-        return raw
-    if encoding in ("gzip", "x-gzip"):
-        formats = [16 + zlib.MAX_WBITS]
-    elif encoding == "deflate":
-        # Per RFC 9110 deflate is zlib-wrapped, but some clients send raw
-        # deflate data, which aiohttp 3.14 accepts too.
-        formats = [zlib.MAX_WBITS, -zlib.MAX_WBITS]
-    else:
+    transfer = _codings(request, "Transfer-Encoding", "chunked")
+    if transfer:
+        # aiohttp undoes chunked only, and would pass gzip through as is.
         raise ApiError(
             415,
-            f"Content-Encoding {encoding!r} is not supported; send the body"
-            " uncompressed, or compressed with gzip or deflate",
+            f"Transfer-Encoding {', '.join(transfer)} is not supported; use"
+            " Content-Encoding to compress the body",
         )
+    codings = _codings(request, "Content-Encoding", "identity")
+    if not codings:
+        return raw
+    encoding = codings[0]
+    if len(codings) > 1 or encoding not in ("gzip", "x-gzip", "deflate"):
+        raise ApiError(
+            415,
+            f"Content-Encoding {', '.join(codings)} is not supported; send the"
+            " body uncompressed, or compressed once with gzip or deflate",
+        )
+    if encoding == "deflate":
+        # Per RFC 9110 deflate is zlib-wrapped, but some clients send raw
+        # deflate data, which aiohttp 3.14 accepts too.
+        decoded = _inflate(raw, [zlib.MAX_WBITS, -zlib.MAX_WBITS], request)
+    else:
+        decoded = _gunzip(raw, request)
+    if decoded is None:
+        raise ApiError(
+            400,
+            f"request body is not valid {encoding} data, as its Content-Encoding"
+            " says; compress it correctly, or send it uncompressed without that"
+            " header",
+        )
+    return decoded
+
+
+def _codings(request: web.Request, header: str, ignored: str) -> list[str]:
+    """Return the codings that all of a request's header lines list, in order."""
+    codings = []
+    for line in request.headers.getall(header, []):
+        for coding in line.split(","):
+            coding = coding.strip().lower()
+            if coding and coding != ignored:
+                codings.append(coding)
+    return codings
+
+
+def _inflate(raw: bytes, formats: list[int], request: web.Request) -> bytes | None:
+    """Return one zlib or raw deflate stream decoded, or None if it is invalid."""
     limit = request.client_max_size
     for window_bits in formats:
         decompressor = zlib.decompressobj(window_bits)
@@ -154,20 +186,39 @@ def _decoded(request: web.Request, raw: bytes) -> bytes:
             decoded = decompressor.decompress(raw, limit + 1)
         except zlib.error:
             continue
-        if len(decoded) > limit:
-            raise web.HTTPRequestEntityTooLarge(
-                max_size=limit, actual_size=len(decoded)
-            )
-        if not decompressor.eof or decompressor.unused_data:
-            # Cut short, or followed by more data (a second gzip member).
-            break
-        return decoded
-    raise ApiError(
-        400,
-        f"request body is not valid {encoding} data, as its Content-Encoding"
-        " says; compress it correctly, or send it uncompressed without that"
-        " header",
-    )
+        _check_decoded_size(len(decoded), limit)
+        if decompressor.eof and not decompressor.unused_data:
+            return decoded
+        # Cut short, or followed by other data.
+        return None
+    return None
+
+
+def _gunzip(raw: bytes, request: web.Request) -> bytes | None:
+    """Return gzip data decoded, member after member, or None if it is invalid."""
+    limit = request.client_max_size
+    parts: list[bytes] = []
+    size = 0
+    rest = raw
+    while True:
+        decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            part = decompressor.decompress(rest, limit - size + 1)
+        except zlib.error:
+            return None
+        size += len(part)
+        _check_decoded_size(size, limit)
+        parts.append(part)
+        if not decompressor.eof:
+            return None
+        rest = decompressor.unused_data
+        if not rest:
+            return b"".join(parts)
+
+
+def _check_decoded_size(size: int, limit: int) -> None:
+    if size > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=size)
 
 
 def nesting_depth(value: Any) -> int:
