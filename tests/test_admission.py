@@ -217,7 +217,7 @@ def test_proven_host_leaves_company_limit():
     ]
     assert admission.parked == 2
 
-    # a1 answered fast: its host is proven, and the parked deliveries of its
+    # a1 responded fast, so its host is proven, and the parked deliveries of its
     # company come back to be admitted anew.
     released = admission.release("a1", timed_out=False, fast=True)
     assert sorted(released) == [(2, "a2"), (3, "slow")]

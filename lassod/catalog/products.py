@@ -21,7 +21,7 @@ MAX_CHANGES_PAGE_SIZE = 1000
 # memory one request can take.
 MAX_ATTRIBUTES_BYTES = 256 * 1024
 # A changes-feed page ends early, with has_more, once its products' stored
-# attributes reach this many bytes; it always holds at least one product.
+# attributes reach this many bytes. It always contains at least one product.
 MAX_CHANGES_PAGE_BYTES = 4 * 1024 * 1024
 # Marks a field the PATCH body leaves alone, as opposed to setting it to null.
 UNSET: Any = object()
