@@ -244,3 +244,20 @@ async def test_patch_half_auth_header_rejected(lassod, sent, missing):
     assert "must be given together" in error["message"]
     _, stored = await lassod.request("GET", path, key)
     assert stored["auth_header_name"] == "X-Token"
+
+
+async def test_create_null_description_is_absent(lassod):
+    key = await lassod.new_key()
+    status, created = await lassod.request(
+        "POST",
+        "/api/v1/catalog/webhooks",
+        key,
+        json={
+            "url": "https://example.com/hook",
+            "events": ["product.created"],
+            "description": None,
+        },
+    )
+
+    assert status == 201, created
+    assert created["description"] is None

@@ -78,7 +78,9 @@ def parse_new(body: Any, security: SecuritySettings) -> NewSubscription:
     return NewSubscription(
         url=url,
         events=_events(body),
-        description=check.text(body, "description", max_length=10_000),
+        description=check.text(
+            body, "description", max_length=10_000, nullable=True
+        ),
         active=True if active is None else active,
         secret=check.text(body, "secret", max_length=MAX_SECRET_LENGTH)
         or generate_secret(),

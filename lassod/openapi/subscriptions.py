@@ -69,7 +69,7 @@ SCHEMAS: dict[str, Schema] = {
         {
             "url": URL,
             "events": EVENTS,
-            "description": _DESCRIPTION,
+            "description": nullable(_DESCRIPTION),
             "active": {"type": "boolean"},
             "secret": _SECRET,
             "auth_header_name": AUTH_HEADER_NAME,
