@@ -45,6 +45,18 @@ async def raw_request(lassod, method, path, key=None, **options):
         return response.status, response.headers, body
 
 
+async def post_encoded(lassod, key, data: bytes, encoding: str):
+    """POST a table body with a Content-Encoding; return (status, headers, JSON)."""
+    return await raw_request(
+        lassod,
+        "POST",
+        "/api/v1/tables",
+        key,
+        data=data,
+        headers={"Content-Type": "application/json", "Content-Encoding": encoding},
+    )
+
+
 async def test_revoked_key_gets_same_401_as_wrong_key(lassod, tmp_path):
     key = await lassod.new_key()
     [row] = await lassod.daemon.database.read(key_queries.list_api_keys)
@@ -135,14 +147,7 @@ async def test_compressed_body_limited_after_decompression(small_body_lassod):
     compressed = gzip.compress(text)
     assert len(compressed) < 4096
 
-    status, _, error = await raw_request(
-        small_body_lassod,
-        "POST",
-        "/api/v1/tables",
-        key,
-        data=compressed,
-        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
-    )
+    status, _, error = await post_encoded(small_body_lassod, key, compressed, "gzip")
 
     assert status == 413
     assert error["error_type"] == "payload_too_large"
@@ -152,13 +157,8 @@ async def test_compressed_body_limited_after_decompression(small_body_lassod):
 async def test_undecodable_compressed_body_rejected(lassod, captured_logs, encoding):
     key = await lassod.new_key()
 
-    status, headers, error = await raw_request(
-        lassod,
-        "POST",
-        "/api/v1/tables",
-        key,
-        data=b"not compressed at all",
-        headers={"Content-Type": "application/json", "Content-Encoding": encoding},
+    status, headers, error = await post_encoded(
+        lassod, key, b"not compressed at all", encoding
     )
 
     assert status == 400
@@ -183,14 +183,7 @@ async def test_compressed_body_accepted(lassod, encoding, compress):
     key = await lassod.new_key()
     text = orjson.dumps({"name": "packed", "schema_id": "s", "source_text": "t"})
 
-    status, _, table = await raw_request(
-        lassod,
-        "POST",
-        "/api/v1/tables",
-        key,
-        data=compress(text),
-        headers={"Content-Type": "application/json", "Content-Encoding": encoding},
-    )
+    status, _, table = await post_encoded(lassod, key, compress(text), encoding)
 
     assert status == 201, table
     assert table["name"] == "packed"
@@ -200,13 +193,8 @@ async def test_gzip_members_joined(lassod):
     key = await lassod.new_key()
     text = orjson.dumps({"name": "packed", "schema_id": "s", "source_text": "t"})
 
-    status, _, table = await raw_request(
-        lassod,
-        "POST",
-        "/api/v1/tables",
-        key,
-        data=gzip.compress(text[:10]) + gzip.compress(text[10:]),
-        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+    status, _, table = await post_encoded(
+        lassod, key, gzip.compress(text[:10]) + gzip.compress(text[10:]), "gzip"
     )
 
     assert status == 201, table
@@ -218,13 +206,8 @@ async def test_gzip_body_with_trailing_data_rejected(lassod, tail):
     key = await lassod.new_key()
     text = orjson.dumps({"name": "packed", "schema_id": "s", "source_text": "t"})
 
-    status, _, error = await raw_request(
-        lassod,
-        "POST",
-        "/api/v1/tables",
-        key,
-        data=gzip.compress(text) + tail,
-        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+    status, _, error = await post_encoded(
+        lassod, key, gzip.compress(text) + tail, "gzip"
     )
 
     assert status == 400
@@ -255,13 +238,8 @@ async def test_encoding_header_lines_combined(lassod):
 async def test_unsupported_encoding_gets_415(lassod, captured_logs, encoding):
     key = await lassod.new_key()
 
-    status, headers, error = await raw_request(
-        lassod,
-        "POST",
-        "/api/v1/tables",
-        key,
-        data=b"\x8b\x00\x80{}\x03",
-        headers={"Content-Type": "application/json", "Content-Encoding": encoding},
+    status, headers, error = await post_encoded(
+        lassod, key, b"\x8b\x00\x80{}\x03", encoding
     )
 
     assert status == 415
@@ -581,8 +559,12 @@ async def test_malformed_request_lines_rate_limited(lassod, captured_logs, monke
     await asyncio.sleep(0.6)
     answers.append(await send_malformed_request(lassod))
 
-    assert all(answer.split(b"\r\n", 1)[0].endswith(b" 400 Bad Request") for answer in answers)
-    lines = [entry for entry in captured_logs if entry.get("logger") == "aiohttp.server"]
+    assert all(
+        answer.split(b"\r\n", 1)[0].endswith(b" 400 Bad Request") for answer in answers
+    )
+    lines = [
+        entry for entry in captured_logs if entry.get("logger") == "aiohttp.server"
+    ]
     assert len(lines) == 2
     assert [line["log_level"] for line in lines] == ["warning", "warning"]
     assert "similar_lines_skipped" not in lines[0]
@@ -614,7 +596,9 @@ async def test_transfer_encoding_gzip_gets_415(lassod):
         b"Authorization: Bearer " + key.encode() + b"\r\n"
         b"Content-Type: application/json\r\nConnection: close\r\n"
         b"Transfer-Encoding: gzip, chunked\r\n\r\n"
-        + f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n"
+        + f"{len(body):x}\r\n".encode()
+        + body
+        + b"\r\n0\r\n\r\n"
     )
     await writer.drain()
     answer = await reader.read()
